@@ -1,0 +1,1 @@
+//! cni-spec (skeleton; filled by its issue).

@@ -1,0 +1,1 @@
+//! sriov-host (skeleton; filled by its issue).

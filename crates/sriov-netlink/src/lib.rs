@@ -1,0 +1,1 @@
+//! sriov-netlink (skeleton; filled by its issue).

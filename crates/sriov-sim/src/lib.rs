@@ -1,0 +1,1 @@
+//! sriov-sim (skeleton; filled by its issue).

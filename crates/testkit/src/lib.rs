@@ -1,0 +1,1 @@
+//! sriov-testkit (skeleton; filled by its issue).

@@ -1,0 +1,2 @@
+//! sriov-device-plugin (skeleton; filled by its issue).
+fn main() {}

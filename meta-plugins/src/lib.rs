@@ -1,0 +1,1 @@
+//! meta-plugins (skeleton; filled by its issue).

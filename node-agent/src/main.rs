@@ -1,0 +1,2 @@
+//! sriov-agent (skeleton; filled by its issue).
+fn main() {}

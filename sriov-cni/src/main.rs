@@ -1,0 +1,2 @@
+//! sriov (skeleton; filled by its issue).
+fn main() {}
