@@ -1,1 +1,23 @@
-//! sriov-host (skeleton; filled by its issue).
+//! SR-IOV host model over sysfs.
+//!
+//! - [`pci`]: the [`PciAddr`] and [`PciId`] types everything is keyed on.
+//! - [`paths`]: injectable sysfs and `/dev` roots ([`HostPaths`]).
+//! - [`discover`]: one snapshot of every PF and VF ([`Host`]).
+//! - [`provision`]: VF count changes and driver binding, the way the kernel requires them.
+//! - [`ids`]: vendor and device names (`pci.ids`), offline.
+//!
+//! Only [`sysfs`] touches the file system; everything else is plain logic over its results.
+
+pub mod discover;
+pub mod ids;
+pub mod model;
+pub mod paths;
+pub mod pci;
+pub mod provision;
+pub mod sysfs;
+
+pub use discover::{DiscoverError, DiscoverOptions, discover};
+pub use ids::PciIds;
+pub use model::{Host, LinkType, Netdev, NetdevStatus, Pf, PciInfo, Vf, Warning};
+pub use paths::HostPaths;
+pub use pci::{PciAddr, PciId};

@@ -1,0 +1,110 @@
+//! The sysfs boundary: the only module that reads or writes files under the sysfs root.
+//!
+//! sysfs attributes are small (at most a page) and the kernel returns them whole from the first
+//! `read`, so a single read into a stack buffer is enough; the same holds for the plain files of a
+//! simulated or fixture tree.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// A failed sysfs operation, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}")]
+pub struct SysfsError {
+    /// What was being done (`read`, `write "4" to`, `readlink`, `list`).
+    pub op: String,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl SysfsError {
+    fn new(op: impl Into<String>, path: &Path, source: io::Error) -> Self {
+        Self { op: op.into(), path: path.to_owned(), source }
+    }
+
+    /// The errno, when the kernel gave one.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
+
+/// Reads an attribute, trimmed. `Ok(None)` when the file does not exist; `Err` when it exists but
+/// cannot be read (the caller decides whether that is fatal or "unknown").
+pub fn read_attr(path: &Path) -> Result<Option<String>, SysfsError> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SysfsError::new("read", path, e)),
+    };
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    // One read normally returns the whole attribute; loop only for the rare short read.
+    loop {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len == buf.len() || n < 512 {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SysfsError::new("read", path, e)),
+        }
+    }
+    Ok(Some(String::from_utf8_lossy(&buf[..len]).trim().to_owned()))
+}
+
+/// Reads the final component of a symlink's target (`driver` -> `.../drivers/iavf` gives `iavf`).
+/// `Ok(None)` when the link does not exist.
+pub fn read_link_name(path: &Path) -> Result<Option<String>, SysfsError> {
+    match fs::read_link(path) {
+        Ok(t) => Ok(t.file_name().map(|n| n.to_string_lossy().into_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SysfsError::new("readlink", path, e)),
+    }
+}
+
+/// Lists a directory's entry names. `Ok(None)` when it does not exist.
+pub fn list_dir(path: &Path) -> Result<Option<Vec<String>>, SysfsError> {
+    let rd = match fs::read_dir(path) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SysfsError::new("list", path, e)),
+    };
+    let mut names = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| SysfsError::new("list", path, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    Ok(Some(names))
+}
+
+/// Whether a path exists (following symlinks).
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
+
+/// Writes a value to an attribute the way `echo value > attr` does: one `write` of the whole value,
+/// so the kernel's error for that write (EBUSY, ERANGE, ENODEV, ...) is returned.
+pub fn write_attr(path: &Path, value: &str) -> Result<(), SysfsError> {
+    let op = || format!("write {value:?} to");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| SysfsError::new(op(), path, e))?;
+    let n = f.write(value.as_bytes()).map_err(|e| SysfsError::new(op(), path, e))?;
+    if n != value.len() {
+        return Err(SysfsError::new(
+            op(),
+            path,
+            io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {} bytes", value.len())),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Kubelet emulator (device-plugin Registration server and plugin client). Being written.
