@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use crate::ids::PciIds;
 use crate::model::{
-    Host, LinkType, Netdev, NetdevStatus, Pf, PciInfo, SCHEMA_VERSION, Vf, Warning,
+    Host, LinkType, Netdev, NetdevStatus, PciInfo, Pf, SCHEMA_VERSION, Vf, Warning,
 };
 use crate::paths::HostPaths;
 use crate::pci::{PciAddr, PciId};
-use crate::sysfs::{self, SysfsError};
+use crate::sysfs::{self, Dir, SysfsError};
 
 /// What went wrong while discovering.
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +105,12 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
     {
         return Err(DiscoverError::NoSuchPf { key: key.clone(), sysfs: paths.sysfs().to_owned() });
     }
-    let mut host =
-        Host { schema_version: SCHEMA_VERSION, sysfs_root: paths.sysfs().to_owned(), pfs, warnings };
+    let mut host = Host {
+        schema_version: SCHEMA_VERSION,
+        sysfs_root: paths.sysfs().to_owned(),
+        pfs,
+        warnings,
+    };
     if let Some(ids) = &opts.names {
         fill_names(&mut host, ids);
     }
@@ -140,6 +144,9 @@ fn fill_names(host: &mut Host, ids: &PciIds) {
     }
 }
 
+/// VFs read by one thread, with its warnings.
+type ChunkResult = Result<(Vec<Vf>, Vec<Warning>), DiscoverError>;
+
 struct Reader<'w> {
     warnings: &'w mut Vec<Warning>,
 }
@@ -150,71 +157,75 @@ impl Reader<'_> {
     }
 
     /// An optional attribute: missing or unreadable gives `None` (unreadable also warns).
-    fn opt(&mut self, path: &Path) -> Option<String> {
-        match sysfs::read_attr(path) {
+    fn opt(&mut self, dir: &Dir, name: &str) -> Option<String> {
+        match dir.read(name) {
             Ok(v) => v,
             Err(e) => {
-                self.warn(path, format!("unreadable: {}", e.source));
+                self.warn(&e.path, format!("unreadable: {}", e.source));
                 None
             }
         }
     }
 
     /// An optional parsed attribute: garbage gives `None` and a warning.
-    fn parsed<T: std::str::FromStr>(&mut self, path: &Path, expected: &str) -> Option<T> {
-        let raw = self.opt(path)?;
+    fn parsed<T: std::str::FromStr>(&mut self, dir: &Dir, name: &str, expected: &str) -> Option<T> {
+        let raw = self.opt(dir, name)?;
         match raw.parse() {
             Ok(v) => Some(v),
             Err(_) => {
-                self.warn(path, format!("found {raw:?}, expected {expected}"));
+                self.warn(&dir.join(name), format!("found {raw:?}, expected {expected}"));
                 None
             }
         }
     }
 
-    fn link_name(&mut self, path: &Path) -> Option<String> {
-        match sysfs::read_link_name(path) {
+    fn link_name(&mut self, dir: &Dir, name: &str) -> Option<String> {
+        match dir.link_name(name) {
             Ok(v) => v,
             Err(e) => {
-                self.warn(path, format!("unreadable link: {}", e.source));
+                self.warn(&e.path, format!("unreadable link: {}", e.source));
                 None
             }
         }
     }
 
-    fn pci_info(&mut self, dir: &Path) -> PciInfo {
-        let id = |r: &mut Self, f: &str| r.parsed::<PciId>(&dir.join(f), "a hex PCI ID");
+    fn list(&mut self, dir: &Dir, name: &str) -> Vec<String> {
+        match dir.list(name) {
+            Ok(v) => {
+                let mut v = v.unwrap_or_default();
+                v.sort();
+                v
+            }
+            Err(e) => {
+                self.warn(&e.path, format!("unreadable: {}", e.source));
+                Vec::new()
+            }
+        }
+    }
+
+    fn pci_info(&mut self, dir: &Dir) -> PciInfo {
+        let id = |r: &mut Self, f: &str| r.parsed::<PciId>(dir, f, "a hex PCI ID");
         let vendor_id = id(self, "vendor");
         let device_id = id(self, "device");
         let subsystem_vendor_id = id(self, "subsystem_vendor");
         let subsystem_device_id = id(self, "subsystem_device");
-        let class = self.opt(&dir.join("class"));
-        let driver = self.link_name(&dir.join("driver"));
+        let class = self.opt(dir, "class");
+        let driver = self.link_name(dir, "driver");
         let driver_override =
-            self.opt(&dir.join("driver_override")).filter(|s| !s.is_empty() && s != "(null)");
-        let numa_node = match self.parsed::<i64>(&dir.join("numa_node"), "an integer") {
+            self.opt(dir, "driver_override").filter(|s| !s.is_empty() && s != "(null)");
+        let numa_node = match self.parsed::<i64>(dir, "numa_node", "an integer") {
             Some(n) if n >= 0 => u32::try_from(n).ok(),
             _ => None,
         };
-        let iommu_group = self.link_name(&dir.join("iommu_group")).and_then(|g| {
+        let iommu_group = self.link_name(dir, "iommu_group").and_then(|g| {
             let parsed = g.parse::<u32>().ok();
             if parsed.is_none() {
                 self.warn(&dir.join("iommu_group"), format!("group {g:?} is not a number"));
             }
             parsed
         });
-        let acpi_index = self.parsed::<u32>(&dir.join("acpi_index"), "an integer");
-        let rdma_devices = match sysfs::list_dir(&dir.join("infiniband")) {
-            Ok(Some(mut v)) => {
-                v.sort();
-                v
-            }
-            Ok(None) => Vec::new(),
-            Err(e) => {
-                self.warn(&dir.join("infiniband"), format!("unreadable: {}", e.source));
-                Vec::new()
-            }
-        };
+        let acpi_index = self.parsed::<u32>(dir, "acpi_index", "an integer");
+        let rdma_devices = self.list(dir, "infiniband");
         PciInfo {
             vendor_id,
             device_id,
@@ -232,16 +243,8 @@ impl Reader<'_> {
         }
     }
 
-    fn netdev(&mut self, dir: &Path, pci: &PciInfo) -> (Option<Netdev>, NetdevStatus) {
-        let net = dir.join("net");
-        let mut names = match sysfs::list_dir(&net) {
-            Ok(v) => v.unwrap_or_default(),
-            Err(e) => {
-                self.warn(&net, format!("unreadable: {}", e.source));
-                Vec::new()
-            }
-        };
-        names.sort();
+    fn netdev(&mut self, dir: &Dir, pci: &PciInfo) -> (Option<Netdev>, NetdevStatus) {
+        let names = self.list(dir, "net");
         let Some(name) = names.into_iter().next() else {
             let status = if pci.driver.is_none() {
                 NetdevStatus::NoDriver
@@ -252,55 +255,75 @@ impl Reader<'_> {
             };
             return (None, status);
         };
-        let d = net.join(&name);
-        let mac = self.opt(&d.join("address"));
-        let mtu = self.parsed(&d.join("mtu"), "an integer");
-        let oper_state = self.opt(&d.join("operstate"));
-        // The kernel answers EINVAL for carrier and speed while the link is down: that is
-        // "unknown", not a problem worth a warning.
-        let carrier = sysfs::read_attr(&d.join("carrier")).ok().flatten().and_then(|c| match c.as_str() {
-            "1" => Some(true),
-            "0" => Some(false),
-            _ => None,
-        });
-        let speed_mbps = sysfs::read_attr(&d.join("speed"))
+        let d = match dir.sub(&format!("net/{name}")) {
+            Ok(Some(d)) => d,
+            // Gone between the listing and now: the netdev just left this namespace.
+            Ok(None) => return (None, NetdevStatus::NotInNamespace),
+            Err(e) => {
+                self.warn(&e.path, format!("unreadable: {}", e.source));
+                return (None, NetdevStatus::NotInNamespace);
+            }
+        };
+        let mac = self.opt(&d, "address");
+        let mtu = self.parsed(&d, "mtu", "an integer");
+        let oper_state = self.opt(&d, "operstate");
+        // operstate "up" implies carrier (the kernel only reports IF_OPER_UP with carrier), so the
+        // file is read only otherwise. The kernel answers EINVAL for carrier and speed while the
+        // link is admin down: that is "unknown", not a problem worth a warning.
+        let carrier = if oper_state.as_deref() == Some("up") {
+            Some(true)
+        } else {
+            d.read("carrier").ok().flatten().and_then(|c| match c.as_str() {
+                "1" => Some(true),
+                "0" => Some(false),
+                _ => None,
+            })
+        };
+        let speed_mbps = d
+            .read("speed")
             .ok()
             .flatten()
             .and_then(|s| s.parse::<i64>().ok())
             .and_then(|s| u32::try_from(s).ok());
-        let link_type = self.parsed::<u32>(&d.join("type"), "an integer").map(LinkType::from_arphrd);
-        let ifindex = self.parsed(&d.join("ifindex"), "an integer");
+        let link_type = self.parsed::<u32>(&d, "type", "an integer").map(LinkType::from_arphrd);
+        let ifindex = self.parsed(&d, "ifindex", "an integer");
         (
             Some(Netdev { name, mac, mtu, oper_state, carrier, speed_mbps, link_type, ifindex }),
             NetdevStatus::Present,
         )
     }
 
-    fn required_u32(&mut self, path: &Path) -> Result<u32, DiscoverError> {
-        let raw = sysfs::read_attr(path)?.ok_or_else(|| DiscoverError::Malformed {
-            path: path.to_owned(),
+    fn required_u32(&mut self, dir: &Dir, name: &str) -> Result<u32, DiscoverError> {
+        let path = dir.join(name);
+        let raw = dir.read(name)?.ok_or_else(|| DiscoverError::Malformed {
+            path: path.clone(),
             value: String::new(),
             expected: "the file to exist on an SR-IOV PF",
         })?;
         raw.parse().map_err(|_| DiscoverError::Malformed {
-            path: path.to_owned(),
+            path,
             value: raw,
             expected: "a non-negative integer",
         })
     }
 
     fn pf(&mut self, paths: &HostPaths, addr: PciAddr) -> Result<Pf, DiscoverError> {
-        let dir = paths.pci_device(addr);
+        let path = paths.pci_device(addr);
+        let dir = Dir::open(&path)?.ok_or(DiscoverError::Malformed {
+            path,
+            value: String::new(),
+            expected: "a device directory",
+        })?;
         let pci = self.pci_info(&dir);
         let (link, netdev_status) = self.netdev(&dir, &pci);
-        let total_vfs = self.required_u32(&dir.join("sriov_totalvfs"))?;
-        let num_vfs = self.required_u32(&dir.join("sriov_numvfs"))?;
-        let vf_device_id = self.parsed(&dir.join("sriov_vf_device"), "a hex PCI ID");
+        let total_vfs = self.required_u32(&dir, "sriov_totalvfs")?;
+        let num_vfs = self.required_u32(&dir, "sriov_numvfs")?;
+        let vf_device_id = self.parsed(&dir, "sriov_vf_device", "a hex PCI ID");
         let drivers_autoprobe =
-            self.parsed::<u8>(&dir.join("sriov_drivers_autoprobe"), "0 or 1").map(|v| v != 0);
+            self.parsed::<u8>(&dir, "sriov_drivers_autoprobe", "0 or 1").map(|v| v != 0);
 
         let mut vf_links = Vec::new();
-        for name in sysfs::list_dir(&dir)?.unwrap_or_default() {
+        for name in sysfs::list_dir(dir.path())?.unwrap_or_default() {
             let Some(index) = name.strip_prefix("virtfn") else { continue };
             let link = dir.join(&name);
             let index: u32 = index.parse().map_err(|_| DiscoverError::Malformed {
@@ -308,27 +331,16 @@ impl Reader<'_> {
                 value: name.clone(),
                 expected: "virtfn<N>",
             })?;
-            let target = sysfs::read_link_name(&link)?.unwrap_or_default();
+            let target = dir.link_name(&name)?.unwrap_or_default();
             let vf_addr: PciAddr = target.parse().map_err(|_| DiscoverError::Malformed {
                 path: link.clone(),
                 value: target.clone(),
                 expected: "a link to a PCI device",
             })?;
-            vf_links.push((index, vf_addr, link));
+            vf_links.push((index, vf_addr, name));
         }
         vf_links.sort_by_key(|(i, _, _)| *i);
-        let mut vfs = Vec::with_capacity(vf_links.len());
-        for (vf_index, vf_addr, link) in vf_links {
-            let vf_dir = paths.pci_device(vf_addr);
-            if !vf_dir.exists() {
-                return Err(DiscoverError::Malformed {
-                    path: link,
-                    value: vf_addr.to_string(),
-                    expected: "a link to an existing PCI device",
-                });
-            }
-            vfs.push(self.vf(paths, &vf_dir, vf_addr, vf_index, addr));
-        }
+        let vfs = self.vfs(paths, &dir, addr, &vf_links)?;
         Ok(Pf {
             pci_address: addr,
             netdev: link.as_ref().map(|l| l.name.clone()),
@@ -343,7 +355,65 @@ impl Reader<'_> {
         })
     }
 
-    fn vf(&mut self, paths: &HostPaths, dir: &Path, addr: PciAddr, vf_index: u32, pf: PciAddr) -> Vf {
+    /// Reads a PF's VFs. Large PFs are split over a few threads: reading a VF is a dozen small
+    /// syscalls, so a 256-VF PF is syscall-bound and scales with cores.
+    fn vfs(
+        &mut self,
+        paths: &HostPaths,
+        pf_dir: &Dir,
+        pf: PciAddr,
+        links: &[(u32, PciAddr, String)],
+    ) -> Result<Vec<Vf>, DiscoverError> {
+        const PER_THREAD: usize = 64;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let chunk = links.len().div_ceil(threads).max(PER_THREAD);
+        let read_chunk = |links: &[(u32, PciAddr, String)]| -> ChunkResult {
+            let mut warnings = Vec::new();
+            let mut r = Reader { warnings: &mut warnings };
+            let mut out = Vec::with_capacity(links.len());
+            for (vf_index, vf_addr, link) in links {
+                // Open the VF by its own bus path so messages name the VF, not the PF's link.
+                let Some(vf_dir) = Dir::open(&paths.pci_device(*vf_addr))? else {
+                    return Err(DiscoverError::Malformed {
+                        path: pf_dir.join(link),
+                        value: vf_addr.to_string(),
+                        expected: "a link to an existing PCI device",
+                    });
+                };
+                out.push(r.vf(paths, &vf_dir, *vf_addr, *vf_index, pf));
+            }
+            Ok((out, warnings))
+        };
+        let parts: Vec<ChunkResult> = if links.len() <= chunk {
+            vec![read_chunk(links)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> =
+                    links.chunks(chunk).map(|c| s.spawn(move || read_chunk(c))).collect();
+                // A reader thread only panics on a bug; surface it rather than hide it.
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let mut vfs = Vec::with_capacity(links.len());
+        for part in parts {
+            let (v, w) = part?;
+            vfs.extend(v);
+            self.warnings.extend(w);
+        }
+        Ok(vfs)
+    }
+
+    fn vf(
+        &mut self,
+        paths: &HostPaths,
+        dir: &Dir,
+        addr: PciAddr,
+        vf_index: u32,
+        pf: PciAddr,
+    ) -> Vf {
         let pci = self.pci_info(dir);
         let (link, netdev_status) = self.netdev(dir, &pci);
         let vfio_device = (pci.driver.as_deref() == Some("vfio-pci"))
@@ -365,11 +435,9 @@ impl Reader<'_> {
 
 /// The VFIO group node: `/dev/vfio/<group>`, or `/dev/vfio/noiommu-<group>` when the group is a
 /// no-IOMMU one (its `name` file says `vfio-noiommu`).
-fn vfio_node(paths: &HostPaths, dev_dir: &Path, group: u32) -> PathBuf {
-    let noiommu = sysfs::read_attr(&dev_dir.join("iommu_group/name"))
-        .ok()
-        .flatten()
-        .is_some_and(|n| n == "vfio-noiommu");
+fn vfio_node(paths: &HostPaths, dev_dir: &Dir, group: u32) -> PathBuf {
+    let noiommu =
+        dev_dir.read("iommu_group/name").ok().flatten().is_some_and(|n| n == "vfio-noiommu");
     if noiommu {
         paths.vfio_node(&format!("noiommu-{group}"))
     } else {

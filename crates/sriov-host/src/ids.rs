@@ -131,8 +131,14 @@ mod tests {
             (PciId(0x8086), PciId(0x10ca)),
         ]);
         assert_eq!(n.vendor(PciId(0x8086)), Some("Intel Corporation"));
-        assert_eq!(n.device(PciId(0x8086), PciId(0x1572)), Some("Ethernet Controller X710 for 10GbE SFP+"));
-        assert_eq!(n.device(PciId(0x15b3), PciId(0x1018)), Some("MT27800 Family [ConnectX-5 Virtual Function]"));
+        assert_eq!(
+            n.device(PciId(0x8086), PciId(0x1572)),
+            Some("Ethernet Controller X710 for 10GbE SFP+")
+        );
+        assert_eq!(
+            n.device(PciId(0x15b3), PciId(0x1018)),
+            Some("MT27800 Family [ConnectX-5 Virtual Function]")
+        );
         assert_eq!(n.device(PciId(0x8086), PciId(0x10ca)), Some("82576 Virtual Function"));
         // Not requested: not resolved.
         assert_eq!(n.device(PciId(0x8086), PciId(0x1592)), None);
@@ -140,8 +146,10 @@ mod tests {
 
     #[test]
     fn parses_format_and_skips_subsystems_and_classes() {
-        let text = "# c\n1234  Acme\n\tabcd  Widget\n\t\t1234 0001  Sub\nC 02  Network\n\t00  Ethernet\n";
-        let n = PciIds::from_text(text.into()).lookup([(PciId(0x1234), PciId(0xabcd)), (PciId(0x1234), PciId(0x0001))]);
+        let text =
+            "# c\n1234  Acme\n\tabcd  Widget\n\t\t1234 0001  Sub\nC 02  Network\n\t00  Ethernet\n";
+        let n = PciIds::from_text(text.into())
+            .lookup([(PciId(0x1234), PciId(0xabcd)), (PciId(0x1234), PciId(0x0001))]);
         assert_eq!(n.vendor(PciId(0x1234)), Some("Acme"));
         assert_eq!(n.device(PciId(0x1234), PciId(0xabcd)), Some("Widget"));
         assert_eq!(n.device(PciId(0x1234), PciId(0x0001)), None);

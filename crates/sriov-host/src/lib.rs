@@ -8,6 +8,7 @@
 //!
 //! Only [`sysfs`] touches the file system; everything else is plain logic over its results.
 
+pub mod devnodes;
 pub mod discover;
 pub mod ids;
 pub mod model;
@@ -15,9 +16,10 @@ pub mod paths;
 pub mod pci;
 pub mod provision;
 pub mod sysfs;
+pub mod vf_lookup;
 
 pub use discover::{DiscoverError, DiscoverOptions, discover};
 pub use ids::PciIds;
-pub use model::{Host, LinkType, Netdev, NetdevStatus, Pf, PciInfo, Vf, Warning};
+pub use model::{Host, LinkType, Netdev, NetdevStatus, PciInfo, Pf, Vf, Warning};
 pub use paths::HostPaths;
 pub use pci::{PciAddr, PciId};

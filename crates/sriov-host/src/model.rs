@@ -42,7 +42,9 @@ impl Host {
 
     /// Finds a VF (and its PF) by PCI address.
     pub fn find_vf(&self, addr: PciAddr) -> Option<(&Pf, &Vf)> {
-        self.pfs.iter().find_map(|pf| pf.vfs.iter().find(|vf| vf.pci_address == addr).map(|vf| (pf, vf)))
+        self.pfs
+            .iter()
+            .find_map(|pf| pf.vfs.iter().find(|vf| vf.pci_address == addr).map(|vf| (pf, vf)))
     }
 
     /// Iterates over every VF with its PF.

@@ -60,7 +60,9 @@ impl FromStr for PciAddr {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = |reason| PciAddrError { input: s.to_owned(), reason };
         let hex = |part: &str, max_len: usize, what| {
-            if part.is_empty() || part.len() > max_len || !part.bytes().all(|b| b.is_ascii_hexdigit())
+            if part.is_empty()
+                || part.len() > max_len
+                || !part.bytes().all(|b| b.is_ascii_hexdigit())
             {
                 return Err(err(what));
             }
@@ -179,8 +181,18 @@ mod tests {
     #[test]
     fn rejects_garbage_with_reason() {
         for bad in [
-            "", "0000:3b:02", "0000:3b:20.0", "0000:3b:02.8", "0000:3b:02.10", "x:3b:02.0",
-            "00000:3b:02.0", "0000:3b:02.", "0000:3g:02.0", "1:2:3:4.0", "0000:3b:+2.0", "3b.02.0",
+            "",
+            "0000:3b:02",
+            "0000:3b:20.0",
+            "0000:3b:02.8",
+            "0000:3b:02.10",
+            "x:3b:02.0",
+            "00000:3b:02.0",
+            "0000:3b:02.",
+            "0000:3g:02.0",
+            "1:2:3:4.0",
+            "0000:3b:+2.0",
+            "3b.02.0",
         ] {
             let e = bad.parse::<PciAddr>().unwrap_err();
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
@@ -189,8 +201,10 @@ mod tests {
 
     #[test]
     fn orders_by_numeric_value() {
-        let mut v: Vec<PciAddr> =
-            ["0000:3b:10.0", "0000:3b:02.1", "0000:0a:00.0"].iter().map(|s| s.parse().unwrap()).collect();
+        let mut v: Vec<PciAddr> = ["0000:3b:10.0", "0000:3b:02.1", "0000:0a:00.0"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         v.sort();
         let s: Vec<String> = v.iter().map(ToString::to_string).collect();
         assert_eq!(s, ["0000:0a:00.0", "0000:3b:02.1", "0000:3b:10.0"]);

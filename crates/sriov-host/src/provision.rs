@@ -111,7 +111,9 @@ fn kernel_reason(e: &SysfsError) -> String {
     let hint = match e.errno() {
         Some(libc_errno::EBUSY) => " (device busy: VFs in use, or a count change not through 0)",
         Some(libc_errno::ERANGE) => " (above sriov_totalvfs)",
-        Some(libc_errno::ENOENT) => " (no driver bound to the PF, or the driver has no SR-IOV support)",
+        Some(libc_errno::ENOENT) => {
+            " (no driver bound to the PF, or the driver has no SR-IOV support)"
+        }
         Some(libc_errno::ENODEV) => " (no such device, or it does not match the driver)",
         Some(libc_errno::ENOMEM) => " (out of resources: the BIOS may need SR-IOV or pci=realloc)",
         _ => "",
@@ -265,7 +267,13 @@ pub fn set_num_vfs(
         return Ok(Change::Changed { from: current.to_string() });
     }
     if let Err(e) = sysfs::write_attr(&numvfs, &count.to_string()) {
-        return Err(with_restore(paths, pf, current, opts, ProvisionError::Kernel { device: pf, source: e }));
+        return Err(with_restore(
+            paths,
+            pf,
+            current,
+            opts,
+            ProvisionError::Kernel { device: pf, source: e },
+        ));
     }
     if !wait_until(opts.timeout, || vfs_present(&dir, count) == count) {
         let err = ProvisionError::Timeout {
@@ -341,14 +349,22 @@ fn probe(paths: &HostPaths, dev: PciAddr) -> Result<(), ProvisionError> {
     sysfs::write_attr(&paths.pci_drivers_probe(), &dev.to_string()).map_err(kernel(dev))
 }
 
-fn set_override(paths: &HostPaths, dev: PciAddr, value: Option<&str>) -> Result<(), ProvisionError> {
+fn set_override(
+    paths: &HostPaths,
+    dev: PciAddr,
+    value: Option<&str>,
+) -> Result<(), ProvisionError> {
     // Writing a newline clears the override (the kernel stores NULL for an empty string).
     let path = paths.pci_device(dev).join("driver_override");
     sysfs::write_attr(&path, value.unwrap_or("\n")).map_err(kernel(dev))
 }
 
 /// Puts a device on the target driver; restores its previous binding when that fails.
-pub fn bind_driver(paths: &HostPaths, dev: PciAddr, target: &DriverTarget) -> Result<Change, ProvisionError> {
+pub fn bind_driver(
+    paths: &HostPaths,
+    dev: PciAddr,
+    target: &DriverTarget,
+) -> Result<Change, ProvisionError> {
     let before = binding(paths, dev)?;
     let done = match target {
         DriverTarget::Named(d) => before.driver.as_deref() == Some(d.as_str()),
@@ -409,7 +425,11 @@ pub fn bind_driver(paths: &HostPaths, dev: PciAddr, target: &DriverTarget) -> Re
 }
 
 /// Returns a device to a recorded binding.
-pub fn restore_binding(paths: &HostPaths, dev: PciAddr, to: &Binding) -> Result<(), ProvisionError> {
+pub fn restore_binding(
+    paths: &HostPaths,
+    dev: PciAddr,
+    to: &Binding,
+) -> Result<(), ProvisionError> {
     let now = binding(paths, dev)?;
     if now == *to {
         return Ok(());
@@ -439,9 +459,14 @@ pub fn restore_binding(paths: &HostPaths, dev: PciAddr, to: &Binding) -> Result<
 }
 
 /// Sets `sriov_drivers_autoprobe` (whether new VFs bind to their default driver on creation).
-pub fn set_drivers_autoprobe(paths: &HostPaths, pf: PciAddr, on: bool) -> Result<(), ProvisionError> {
+pub fn set_drivers_autoprobe(
+    paths: &HostPaths,
+    pf: PciAddr,
+    on: bool,
+) -> Result<(), ProvisionError> {
     let dir = pf_dir(paths, pf)?;
-    sysfs::write_attr(&dir.join("sriov_drivers_autoprobe"), if on { "1" } else { "0" }).map_err(kernel(pf))
+    sysfs::write_attr(&dir.join("sriov_drivers_autoprobe"), if on { "1" } else { "0" })
+        .map_err(kernel(pf))
 }
 
 fn read_autoprobe(dir: &Path) -> Option<bool> {
@@ -453,7 +478,9 @@ pub fn vf_addresses(paths: &HostPaths, pf: PciAddr) -> Result<Vec<(u32, PciAddr)
     let dir = pf_dir(paths, pf)?;
     let mut out = Vec::new();
     for name in sysfs::list_dir(&dir).map_err(kernel(pf))?.unwrap_or_default() {
-        let Some(i) = name.strip_prefix("virtfn").and_then(|i| i.parse::<u32>().ok()) else { continue };
+        let Some(i) = name.strip_prefix("virtfn").and_then(|i| i.parse::<u32>().ok()) else {
+            continue;
+        };
         let link = dir.join(&name);
         let target = sysfs::read_link_name(&link).map_err(kernel(pf))?.unwrap_or_default();
         let addr = target.parse().map_err(|_| ProvisionError::Malformed {
@@ -536,7 +563,9 @@ pub fn configure_vfs(
                 Ok(())
             };
             let rollback = match restore() {
-                Ok(()) => format!("PF {pf} restored to its previous {before_count} VFs and drivers"),
+                Ok(()) => {
+                    format!("PF {pf} restored to its previous {before_count} VFs and drivers")
+                }
                 Err(e) => format!("restoring PF {pf} also failed: {e}"),
             };
             Err(ProvisionError::RolledBack { error: Box::new(error), rollback })

@@ -6,7 +6,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, openat, readlinkat};
+use nix::sys::stat::Mode;
 
 /// A failed sysfs operation, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +36,7 @@ impl SysfsError {
     }
 }
 
-/// Reads an attribute, trimmed. `Ok(None)` when the file does not exist; `Err` when it exists but
-/// cannot be read (the caller decides whether that is fatal or "unknown").
-pub fn read_attr(path: &Path) -> Result<Option<String>, SysfsError> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(SysfsError::new("read", path, e)),
-    };
+fn read_whole(mut file: File, path: &Path) -> Result<String, SysfsError> {
     let mut buf = [0u8; 4096];
     let mut len = 0;
     // One read normally returns the whole attribute; loop only for the rare short read.
@@ -56,7 +53,96 @@ pub fn read_attr(path: &Path) -> Result<Option<String>, SysfsError> {
             Err(e) => return Err(SysfsError::new("read", path, e)),
         }
     }
-    Ok(Some(String::from_utf8_lossy(&buf[..len]).trim().to_owned()))
+    Ok(String::from_utf8_lossy(&buf[..len]).trim().to_owned())
+}
+
+fn errno_io(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// An open sysfs directory (a device, a netdev): attributes are opened relative to it with
+/// `openat`, so reading a device's dozen attributes resolves its long, symlinked path once
+/// instead of once per attribute.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Dir {
+    /// Opens a directory (following symlinks). `Ok(None)` when it does not exist.
+    pub fn open(path: &Path) -> Result<Option<Self>, SysfsError> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match openat(nix::fcntl::AT_FDCWD, path, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(Self { fd, path: path.to_owned() })),
+            Err(nix::Error::ENOENT) => Ok(None),
+            Err(e) => Err(SysfsError::new("open", path, errno_io(e))),
+        }
+    }
+
+    /// The directory's path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of an entry (for messages).
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Opens a subdirectory. `Ok(None)` when it does not exist.
+    pub fn sub(&self, name: &str) -> Result<Option<Self>, SysfsError> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(Self { fd, path: self.path.join(name) })),
+            Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => Ok(None),
+            Err(e) => Err(SysfsError::new("open", &self.path.join(name), errno_io(e))),
+        }
+    }
+
+    /// Reads an attribute, trimmed; `Ok(None)` when it does not exist.
+    pub fn read(&self, name: &str) -> Result<Option<String>, SysfsError> {
+        match openat(&self.fd, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(fd) => read_whole(File::from(fd), &self.path.join(name)).map(Some),
+            Err(nix::Error::ENOENT) => Ok(None),
+            Err(e) => Err(SysfsError::new("read", &self.path.join(name), errno_io(e))),
+        }
+    }
+
+    /// The final component of a symlink's target; `Ok(None)` when the link does not exist.
+    pub fn link_name(&self, name: &str) -> Result<Option<String>, SysfsError> {
+        match readlinkat(&self.fd, name) {
+            Ok(t) => Ok(Path::new(&t).file_name().map(|n| n.to_string_lossy().into_owned())),
+            Err(nix::Error::ENOENT) => Ok(None),
+            Err(e) => Err(SysfsError::new("readlink", &self.path.join(name), errno_io(e))),
+        }
+    }
+
+    /// Whether an entry exists (following symlinks).
+    pub fn exists(&self, name: &str) -> bool {
+        nix::unistd::faccessat(
+            &self.fd,
+            name,
+            nix::unistd::AccessFlags::F_OK,
+            nix::fcntl::AtFlags::empty(),
+        )
+        .is_ok()
+    }
+
+    /// Lists a subdirectory's entries; `Ok(None)` when it does not exist.
+    pub fn list(&self, name: &str) -> Result<Option<Vec<String>>, SysfsError> {
+        list_dir(&self.path.join(name))
+    }
+}
+
+/// Reads an attribute, trimmed. `Ok(None)` when the file does not exist; `Err` when it exists but
+/// cannot be read (the caller decides whether that is fatal or "unknown").
+pub fn read_attr(path: &Path) -> Result<Option<String>, SysfsError> {
+    match File::open(path) {
+        Ok(f) => read_whole(f, path).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SysfsError::new("read", path, e)),
+    }
 }
 
 /// Reads the final component of a symlink's target (`driver` -> `.../drivers/iavf` gives `iavf`).
@@ -103,7 +189,10 @@ pub fn write_attr(path: &Path, value: &str) -> Result<(), SysfsError> {
         return Err(SysfsError::new(
             op(),
             path,
-            io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {} bytes", value.len())),
+            io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write: {n} of {} bytes", value.len()),
+            ),
         ));
     }
     Ok(())

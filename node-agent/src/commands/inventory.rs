@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use anyhow::Context;
 use sriov_host::{DiscoverOptions, HostPaths, PciIds, discover};
 
@@ -14,13 +16,19 @@ pub fn run(paths: &HostPaths, args: &InventoryArgs) -> anyhow::Result<ExitCode> 
         names: (!args.no_names && !matches!(args.output, OutputFormat::Table)).then(PciIds::load),
     };
     let host = discover(paths, &opts).context("inventory")?;
-    let mut out = std::io::stdout().lock();
-    match args.output {
+    // stdout is line-buffered: without a BufWriter every JSON line would be its own write(2).
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let written = match args.output {
         OutputFormat::Table => output::table(&host, &mut out),
         OutputFormat::Json => output::json(&host, &mut out),
         OutputFormat::Yaml => output::yaml(&host, &mut out),
     }
-    .context("writing the inventory")?;
+    .and_then(|()| out.flush());
+    match written {
+        // A closed pipe (`| head`) is the reader's choice, not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        other => other.context("writing the inventory")?,
+    }
     for w in &host.warnings {
         tracing::warn!(path = %w.path.display(), "{}", w.message);
     }

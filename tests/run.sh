@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine (run as root: the network, FUSE and VM tests
+# need it). Installs what it needs, then runs, in order:
+#   1. formatting and lints (cargo fmt --check, clippy -D warnings)
+#   2. every crate's unit and integration tests (cargo nextest), including the black-box tests that
+#      run the built binaries against simulated SR-IOV hosts inside private network namespaces
+#   3. the real-kernel tier: the same binaries on real SR-IOV VFs in a QEMU VM (emulated Intel igb)
+# Environment: CARGO_TARGET_DIR (default /var/tmp/sriov-suite-target, reused between runs),
+# SKIP_VM=1 to skip tier 3 (for a quick local loop).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/sriov-suite-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "installing test dependencies"
+need_pkgs=()
+for p in containernetworking-plugins iproute2 strace kmod jq pciutils; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if ((${#need_pkgs[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${need_pkgs[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+fi
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "cargo nextest (unit, integration, black-box on simulated hosts)"
+cargo nextest run --locked --workspace --profile ci
+
+if [ "${SKIP_VM:-0}" = 1 ]; then
+  step "real-kernel VM tier skipped (SKIP_VM=1)"
+else
+  step "real-kernel VM tier (QEMU igb)"
+  cargo build --locked --workspace --bins
+  bash tests/vm/run-all.sh --bin-dir "$CARGO_TARGET_DIR/debug"
+fi
+step "all tests passed"
