@@ -2,6 +2,8 @@
 //!
 //! These trees are hand-built on purpose (the simulated host only builds well-formed ones).
 
+#![allow(clippy::unwrap_used)] // test fixture code: a panic is the failure report
+
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
