@@ -67,6 +67,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
     };
     let mut warnings = Vec::new();
     let mut pf_addrs = Vec::new();
+    let mut others = Vec::new();
     for name in entries {
         let Ok(addr) = name.parse::<PciAddr>() else {
             warnings.push(Warning {
@@ -75,11 +76,10 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
             });
             continue;
         };
-        let dir = devices_dir.join(&name);
-        if dir.join("sriov_totalvfs").exists() {
+        if devices_dir.join(&name).join("sriov_totalvfs").exists() {
             pf_addrs.push(addr);
-        } else if !dir.exists() {
-            warnings.push(Warning { path: dir, message: "dangling device link; ignored".into() });
+        } else {
+            others.push(addr);
         }
     }
     pf_addrs.sort();
@@ -99,6 +99,19 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
             continue;
         }
         pfs.push(pf);
+    }
+    // Devices that are neither a PF nor one of their VFs are of no interest, except that a link
+    // that leads nowhere means a broken tree; checked here, off the per-VF path.
+    if opts.pf.is_none() {
+        let vfs: std::collections::HashSet<PciAddr> =
+            pfs.iter().flat_map(|pf| pf.vfs.iter().map(|vf| vf.pci_address)).collect();
+        for addr in others.into_iter().filter(|a| !vfs.contains(a)) {
+            let dir = paths.pci_device(addr);
+            if !dir.exists() {
+                warnings
+                    .push(Warning { path: dir, message: "dangling device link; ignored".into() });
+            }
+        }
     }
     if let Some(key) = &opts.pf
         && pfs.is_empty()
@@ -203,7 +216,7 @@ impl Reader<'_> {
         }
     }
 
-    fn pci_info(&mut self, dir: &Dir) -> PciInfo {
+    fn pci_info(&mut self, dir: &Dir, with_acpi: bool) -> PciInfo {
         let id = |r: &mut Self, f: &str| r.parsed::<PciId>(dir, f, "a hex PCI ID");
         let vendor_id = id(self, "vendor");
         let device_id = id(self, "device");
@@ -224,7 +237,10 @@ impl Reader<'_> {
             }
             parsed
         });
-        let acpi_index = self.parsed::<u32>(dir, "acpi_index", "an integer");
+        // Only functions described by ACPI firmware (physical slots) have an index; VFs never do,
+        // so they skip the lookup (`with_acpi` is false for them).
+        let acpi_index =
+            if with_acpi { self.parsed::<u32>(dir, "acpi_index", "an integer") } else { None };
         let rdma_devices = self.list(dir, "infiniband");
         PciInfo {
             vendor_id,
@@ -314,7 +330,7 @@ impl Reader<'_> {
             value: String::new(),
             expected: "a device directory",
         })?;
-        let pci = self.pci_info(&dir);
+        let pci = self.pci_info(&dir, true);
         let (link, netdev_status) = self.netdev(&dir, &pci);
         let total_vfs = self.required_u32(&dir, "sriov_totalvfs")?;
         let num_vfs = self.required_u32(&dir, "sriov_numvfs")?;
@@ -414,7 +430,7 @@ impl Reader<'_> {
         vf_index: u32,
         pf: PciAddr,
     ) -> Vf {
-        let pci = self.pci_info(dir);
+        let pci = self.pci_info(dir, false);
         let (link, netdev_status) = self.netdev(dir, &pci);
         let vfio_device = (pci.driver.as_deref() == Some("vfio-pci"))
             .then(|| pci.iommu_group.map(|g| vfio_node(paths, dir, g)))

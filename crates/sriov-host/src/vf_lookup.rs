@@ -4,11 +4,14 @@
 //! for the whole host. [`lookup_vf`] reads a handful of files:
 //!
 //! - `<vf>/physfn` gives the PF;
-//! - the VF index comes from PCI routing-ID arithmetic (`vf_rid = pf_rid + sriov_offset +
-//!   index * sriov_stride`, the SR-IOV capability's rule) and is confirmed with one `readlink` of
-//!   `<pf>/virtfn<index>`; only when the PF lacks `sriov_offset`/`sriov_stride` (or they disagree
-//!   with the links) are the `virtfn*` links scanned;
-//! - `<vf>/driver`, `<vf>/net/` and `<pf>/net/` give the driver and the netdev names.
+//! - the VF index comes from PCI routing-ID arithmetic (`vf_rid = pf_rid + offset + index *
+//!   stride`, the SR-IOV capability's rule), with offset and stride taken from the `virtfn0` and
+//!   `virtfn1` links, and is confirmed with one `readlink` of `<pf>/virtfn<index>`: three
+//!   `readlink`s, no file reads (on a FUSE-served tree a file read costs several round trips, a
+//!   cached `readlink` one). Only when the links disagree with the arithmetic are the
+//!   `virtfn*` links scanned;
+//! - `<vf>/driver` and `<vf>/net/` give the driver and the netdev name; the PF's netdev name is
+//!   read only by callers that need it ([`first_netdev`] of [`VfLocation::pf`]).
 //!
 //! sysfs lists only the netdevs of the reader's network namespace, so a VF whose netdev has been
 //! moved into a pod shows an empty `net/` here ([`VfLocation::netdev`] is `None`) although it is
@@ -30,8 +33,6 @@ pub struct VfLocation {
     pub pf: PciAddr,
     /// The VF index N of the PF's `virtfnN` link (what netlink VF settings are keyed on).
     pub vf_index: u32,
-    /// The PF's netdev name in this network namespace, when it has one here.
-    pub pf_netdev: Option<String>,
     /// The bound driver, `None` when unbound.
     pub driver: Option<String>,
     /// The VF's netdev name in this network namespace, when it has one here.
@@ -87,7 +88,7 @@ pub enum VfLookupError {
     Sysfs(#[from] SysfsError),
 }
 
-/// Locates one VF: PF, VF index, driver and netdev names (see the module docs for the cost).
+/// Locates one VF: PF, VF index, driver and netdev name (see the module docs for the cost).
 pub fn lookup_vf(paths: &HostPaths, vf: PciAddr) -> Result<VfLocation, VfLookupError> {
     let dir = paths.pci_device(vf);
     let physfn = dir.join("physfn");
@@ -108,7 +109,6 @@ pub fn lookup_vf(paths: &HostPaths, vf: PciAddr) -> Result<VfLocation, VfLookupE
         vf,
         pf,
         vf_index,
-        pf_netdev: first_netdev(paths, pf)?,
         driver: sysfs::read_link_name(&dir.join("driver"))?,
         netdev: first_netdev(paths, vf)?,
     })
@@ -129,37 +129,38 @@ fn routing_id(a: PciAddr) -> u32 {
 
 fn vf_index(paths: &HostPaths, pf: PciAddr, vf: PciAddr) -> Result<u32, VfLookupError> {
     let pf_dir = paths.pci_device(pf);
-    if let Some(index) = computed_index(&pf_dir, pf, vf) {
-        let link = pf_dir.join(format!("virtfn{index}"));
-        if sysfs::read_link_name(&link)?.as_deref() == Some(vf.to_string().as_str()) {
-            return Ok(index);
-        }
+    let link = |i: u32| -> Result<Option<PciAddr>, VfLookupError> {
+        Ok(sysfs::read_link_name(&pf_dir.join(format!("virtfn{i}")))?.and_then(|t| t.parse().ok()))
+    };
+    if let Some(index) = computed_index(link(0)?, link(1)?, vf)
+        && link(index)? == Some(vf)
+    {
+        return Ok(index);
     }
-    // No offset/stride (a hand-made tree) or they disagree with the links: scan.
+    // Not a regular layout (or a hand-made tree): scan.
     for name in sysfs::list_dir(&pf_dir)?.unwrap_or_default() {
         let Some(index) = name.strip_prefix("virtfn").and_then(|i| i.parse::<u32>().ok()) else {
             continue;
         };
-        if sysfs::read_link_name(&pf_dir.join(&name))?.as_deref() == Some(vf.to_string().as_str()) {
+        if link(index)? == Some(vf) {
             return Ok(index);
         }
     }
     Err(VfLookupError::NotListed { vf, pf })
 }
 
-/// `(vf_rid - pf_rid - offset) / stride`, when the PF publishes offset and stride and the
-/// arithmetic is exact.
-fn computed_index(pf_dir: &std::path::Path, pf: PciAddr, vf: PciAddr) -> Option<u32> {
-    if pf.domain() != vf.domain() {
+/// `(vf_rid - first_rid) / stride`, with the first VF and the stride read off `virtfn0` and
+/// `virtfn1`, when the arithmetic is exact.
+fn computed_index(first: Option<PciAddr>, second: Option<PciAddr>, vf: PciAddr) -> Option<u32> {
+    let first = first?;
+    if first == vf {
+        return Some(0);
+    }
+    if first.domain() != vf.domain() {
         return None;
     }
-    let read = |f: &str| sysfs::read_attr(&pf_dir.join(f)).ok().flatten()?.parse::<u32>().ok();
-    let offset = read("sriov_offset")?;
-    let stride = read("sriov_stride")?;
-    let delta = routing_id(vf).checked_sub(routing_id(pf))?.checked_sub(offset)?;
-    if stride == 0 {
-        return (delta == 0).then_some(0);
-    }
+    let stride = routing_id(second?).checked_sub(routing_id(first)).filter(|s| *s > 0)?;
+    let delta = routing_id(vf).checked_sub(routing_id(first))?;
     (delta % stride == 0).then_some(delta / stride)
 }
 
@@ -178,8 +179,8 @@ mod tests {
         fs::write(p, format!("{v}\n")).unwrap();
     }
 
-    /// A PF with VFs at offset 16, stride 1 (X710 function 0): VF i is 0000:3b:02.i for i < 8.
-    fn tree(with_geometry: bool, vfs: &[(u32, &str)]) -> (tempfile::TempDir, HostPaths) {
+    /// A PF whose `virtfnN` links point at `vfs` (X710 function 0 puts VF i at devfn 16 + i).
+    fn tree(vfs: &[(u32, &str)]) -> (tempfile::TempDir, HostPaths) {
         let dir = tempfile::tempdir().unwrap();
         let sys = dir.path().join("sys");
         let root = sys.join("devices/pci0000:3a/0000:3a:00.0");
@@ -190,10 +191,8 @@ mod tests {
         let pf = root.join(PF);
         write(&pf.join("sriov_totalvfs"), "64");
         write(&pf.join("sriov_numvfs"), &vfs.len().to_string());
-        if with_geometry {
-            write(&pf.join("sriov_offset"), "16");
-            write(&pf.join("sriov_stride"), "1");
-        }
+        write(&pf.join("sriov_offset"), "16");
+        write(&pf.join("sriov_stride"), "1");
         write(&pf.join("net/ens1f0/mtu"), "9000");
         symlink(format!("../../../devices/pci0000:3a/0000:3a:00.0/{PF}"), devices.join(PF))
             .unwrap();
@@ -213,16 +212,15 @@ mod tests {
     }
 
     #[test]
-    fn index_from_geometry_driver_and_netdevs() {
-        let (dir, paths) =
-            tree(true, &[(0, "0000:3b:02.0"), (1, "0000:3b:02.1"), (9, "0000:3b:03.1")]);
+    fn index_from_virtfn_links_driver_and_netdevs() {
+        let (dir, paths) = tree(&[(0, "0000:3b:02.0"), (1, "0000:3b:02.1"), (9, "0000:3b:03.1")]);
         let root = dir.path().join("sys/devices/pci0000:3a/0000:3a:00.0");
         symlink("../../../../bus/pci/drivers/iavf", root.join("0000:3b:03.1/driver")).unwrap();
         write(&root.join("0000:3b:03.1/net/ens1f0v9/mtu"), "1500");
         let loc = lookup_vf(&paths, addr("0000:3b:03.1")).unwrap();
         assert_eq!(loc.vf_index, 9);
         assert_eq!(loc.pf, addr(PF));
-        assert_eq!(loc.pf_netdev.as_deref(), Some("ens1f0"));
+        assert_eq!(first_netdev(&paths, loc.pf).unwrap().as_deref(), Some("ens1f0"));
         assert_eq!(loc.driver.as_deref(), Some("iavf"));
         assert_eq!(loc.netdev.as_deref(), Some("ens1f0v9"));
         assert!(!loc.userspace_driver());
@@ -231,18 +229,34 @@ mod tests {
     }
 
     #[test]
-    fn scans_links_without_geometry_or_when_it_disagrees() {
-        // No offset/stride files: found by scanning.
-        let (_d, paths) = tree(false, &[(0, "0000:3b:02.0"), (5, "0000:3b:07.7")]);
+    fn computed_index_follows_first_vf_and_stride() {
+        let (a, b) = (Some(addr("0000:3b:02.0")), Some(addr("0000:3b:02.2")));
+        assert_eq!(computed_index(a, b, addr("0000:3b:02.0")), Some(0));
+        assert_eq!(computed_index(a, b, addr("0000:3b:03.0")), Some(4));
+        assert_eq!(computed_index(a, b, addr("0000:3b:02.1")), None, "off-stride");
+        assert_eq!(computed_index(a, None, addr("0000:3b:02.2")), None, "one VF: no stride");
+        assert_eq!(computed_index(b, a, addr("0000:3b:03.0")), None, "negative stride");
+        assert_eq!(computed_index(a, b, addr("0000:3a:1f.0")), None, "below the first VF");
+    }
+
+    #[test]
+    fn scans_links_when_the_layout_is_irregular() {
+        // virtfn1 is missing: no stride, found by scanning.
+        let (_d, paths) = tree(&[(0, "0000:3b:02.0"), (5, "0000:3b:07.7")]);
         assert_eq!(lookup_vf(&paths, addr("0000:3b:07.7")).unwrap().vf_index, 5);
-        // Geometry says index 1, but virtfn1 is absent and virtfn4 points at it.
-        let (_d, paths) = tree(true, &[(4, "0000:3b:02.1")]);
-        assert_eq!(lookup_vf(&paths, addr("0000:3b:02.1")).unwrap().vf_index, 4);
+        // The arithmetic from virtfn0/1 says index 3, but virtfn3 points elsewhere.
+        let (_d, paths) = tree(&[
+            (0, "0000:3b:02.0"),
+            (1, "0000:3b:02.1"),
+            (3, "0000:3b:05.0"),
+            (7, "0000:3b:02.3"),
+        ]);
+        assert_eq!(lookup_vf(&paths, addr("0000:3b:02.3")).unwrap().vf_index, 7);
     }
 
     #[test]
     fn userspace_driver_is_detected() {
-        let (dir, paths) = tree(true, &[(2, "0000:3b:02.2")]);
+        let (dir, paths) = tree(&[(2, "0000:3b:02.2")]);
         let vf = dir.path().join("sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:02.2");
         symlink("../../../../bus/pci/drivers/vfio-pci", vf.join("driver")).unwrap();
         let loc = lookup_vf(&paths, addr("0000:3b:02.2")).unwrap();
@@ -252,7 +266,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_device() {
-        let (dir, paths) = tree(true, &[(0, "0000:3b:02.0")]);
+        let (dir, paths) = tree(&[(0, "0000:3b:02.0")]);
         let e = lookup_vf(&paths, addr("0000:3b:09.0")).unwrap_err();
         assert!(matches!(e, VfLookupError::NoSuchDevice { .. }), "{e}");
         assert!(e.to_string().contains("0000:3b:09.0"), "{e}");
@@ -270,7 +284,7 @@ mod tests {
 
     #[test]
     fn first_netdev_is_sorted_and_absent_dir_is_none() {
-        let (dir, paths) = tree(true, &[(0, "0000:3b:02.0")]);
+        let (dir, paths) = tree(&[(0, "0000:3b:02.0")]);
         assert_eq!(first_netdev(&paths, addr("0000:3b:02.0")).unwrap(), None);
         let vf = dir.path().join("sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:02.0");
         write(&vf.join("net/zz/mtu"), "1500");

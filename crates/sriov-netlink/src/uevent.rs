@@ -280,15 +280,22 @@ mod tests {
     }
 
     /// Sends a kernel-format uevent to group 1 from a second socket (root only) and receives it.
+    /// Both sockets live in a fresh network namespace: userspace broadcasts stay in the sender's
+    /// netns, so nothing reaches the host's udevd or other listeners.
     #[test]
     fn socket_receives_group_broadcast() {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: needs root");
             return;
         }
-        let mut rx = UeventSocket::open().unwrap();
-        let mut tx = Socket::new(NETLINK_KOBJECT_UEVENT).unwrap();
-        tx.bind_auto().unwrap();
+        let ns = crate::OwnedNetns::create_unique("uevent-test").unwrap();
+        let (mut rx, tx) = crate::run_in_netns(ns.netns(), || {
+            let rx = UeventSocket::open().unwrap();
+            let mut tx = Socket::new(NETLINK_KOBJECT_UEVENT).unwrap();
+            tx.bind_auto().unwrap();
+            (rx, tx)
+        })
+        .unwrap();
         // A unique devpath so unrelated uevents on a busy host cannot satisfy the test.
         let path = format!("/devices/sriov-netlink-test/{}", std::process::id());
         let d = datagram(
