@@ -34,6 +34,68 @@ pub enum Command {
     /// Manage VFs.
     #[command(subcommand)]
     Vfs(VfsCommand),
+    /// The simulated SR-IOV host (a fake kernel behind a FUSE sysfs; needs root).
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Run the main job end to end on a simulated SR-IOV host, then clean up (needs root).
+    Demo(DemoArgs),
+    /// Install the CNI plugin binaries into a CNI bin directory, atomically (temp file + rename),
+    /// so a runtime never executes a half-written plugin.
+    InstallCni(InstallCniArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallCniArgs {
+    /// Destination (the host's CNI bin directory, e.g. /host/opt/cni/bin in a DaemonSet).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Where the plugins are (default: the directory holding sriov-agent).
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Plugins to install.
+    #[arg(long, value_delimiter = ',', default_value = "sriov,veth,router")]
+    pub plugins: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Mount a simulated host at DIR (sysfs at DIR/sys, device nodes at DIR/dev) and serve it in
+    /// the background until `sim destroy DIR`.
+    Create(SimCreateArgs),
+    /// Unmount a simulated host and stop its server.
+    Destroy(SimDestroyArgs),
+    /// Print the default simulated host's spec (YAML), a starting point for --spec.
+    Spec,
+}
+
+#[derive(Debug, Args)]
+pub struct SimCreateArgs {
+    /// Mount point (created if missing).
+    pub dir: PathBuf,
+    /// Host description (YAML or JSON; see `sim spec`). Default: a node with 2x Intel X710,
+    /// 1x Intel E810 and 2x NVIDIA ConnectX-5 ports.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Back every netdev with a real veth in this network namespace (a path such as
+    /// /run/netns/NAME). Never the root namespace.
+    #[arg(long)]
+    pub netns: Option<PathBuf>,
+    /// Serve in the foreground instead of starting a background server.
+    #[arg(long)]
+    pub foreground: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimDestroyArgs {
+    /// Mount point given to `sim create`.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Host description for the simulated host (default: the built-in node).
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
