@@ -36,7 +36,9 @@ pub struct Scan {
 
 /// Reads the host once. Failing to read an optional device node only logs a warning.
 pub fn scan(paths: &HostPaths) -> Result<Scan, DiscoverError> {
-    let host = sriov_host::discover(paths, &DiscoverOptions::default())?;
+    // Selection needs VF netdev names and link types, not their MAC/MTU/state: half the syscalls.
+    let opts = DiscoverOptions { skip_vf_netdev_details: true, ..Default::default() };
+    let host = sriov_host::discover(paths, &opts)?;
     let mut rdma = HashMap::new();
     let mut uio = HashMap::new();
     for (_, vf) in host.vfs() {

@@ -38,9 +38,13 @@ fn main() {
     let paths = HostPaths::new(dir.join("sys"), dir.join("dev"));
     let ids = PciIds::load();
 
-    let run = |names: bool| {
+    let run = |names: bool, lean: bool| {
         let t = Instant::now();
-        let opts = DiscoverOptions { pf: None, names: names.then(|| ids.clone()) };
+        let opts = DiscoverOptions {
+            pf: None,
+            names: names.then(|| ids.clone()),
+            skip_vf_netdev_details: lean,
+        };
         let host = discover(&paths, &opts).unwrap();
         let json = serde_json::to_vec(&host).unwrap();
         assert_eq!(host.vfs().count(), 1024);
@@ -48,15 +52,20 @@ fn main() {
         t.elapsed()
     };
     for _ in 0..5 {
-        run(true);
+        run(true, false);
     }
-    let plain: Vec<Duration> = (0..50).map(|_| run(false)).collect();
-    let named: Vec<Duration> = (0..50).map(|_| run(true)).collect();
+    let plain: Vec<Duration> = (0..50).map(|_| run(false, false)).collect();
+    let named: Vec<Duration> = (0..50).map(|_| run(true, false)).collect();
+    let lean: Vec<Duration> = (0..50).map(|_| run(false, true)).collect();
     let (m, p) = stats(plain);
     println!(
         "discover 4 PFs x 256 VFs (1024 VFs) + JSON:           median {m:.1} ms  p90 {p:.1} ms"
     );
     let (m, p) = stats(named);
     println!("  with vendor/device names ({}): median {m:.1} ms  p90 {p:.1} ms", ids.source());
+    let (m, p) = stats(lean);
+    println!(
+        "  device-plugin scan (no VF netdev details):           median {m:.1} ms  p90 {p:.1} ms"
+    );
     println!("threads: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));
 }

@@ -72,37 +72,43 @@ impl PciIds {
         &self.source
     }
 
-    /// Resolves names for a batch of (vendor, device) pairs in one pass over the database.
+    /// Resolves names for a batch of (vendor, device) pairs. Each wanted vendor's block is found
+    /// with a substring search and only that block is parsed: the full database is ~35k lines,
+    /// a handful of which matter.
     pub fn lookup(&self, wanted: impl IntoIterator<Item = (PciId, PciId)>) -> Names {
         let wanted: HashSet<(PciId, PciId)> = wanted.into_iter().collect();
         let vendors: HashSet<PciId> = wanted.iter().map(|(v, _)| *v).collect();
+        // The vendor list ends where the device classes begin.
+        let text = match self.text.find("\nC ") {
+            Some(i) => &self.text[..i + 1],
+            None => &self.text[..],
+        };
         let mut names = Names::default();
-        let mut current: Option<PciId> = None;
-        for line in self.text.lines() {
-            let bytes = line.as_bytes();
-            if bytes.first() == Some(&b'#') || line.is_empty() {
-                continue;
+        for vendor in vendors {
+            let needle = format!("\n{vendor}  ");
+            let at = if text.starts_with(&needle[1..]) {
+                Some(0)
+            } else {
+                text.find(&needle).map(|i| i + 1)
+            };
+            let Some(at) = at else { continue };
+            let mut lines = text[at..].lines();
+            if let Some((_, name)) = lines.next().and_then(parse_entry) {
+                names.vendors.insert(vendor, name.to_owned());
             }
-            if bytes[0] == b'C' && bytes.get(1) == Some(&b' ') {
-                break; // device classes follow the vendor list
-            }
-            if bytes[0] != b'\t' {
-                current = parse_entry(line).and_then(|(id, name)| {
-                    vendors.contains(&id).then(|| {
-                        names.vendors.insert(id, name.to_owned());
-                        id
-                    })
-                });
-                continue;
-            }
-            let Some(vendor) = current else { continue };
-            if bytes.get(1) == Some(&b'\t') {
-                continue; // subsystem entry
-            }
-            if let Some((device, name)) = parse_entry(&line[1..])
-                && wanted.contains(&(vendor, device))
-            {
-                names.devices.insert((vendor, device), name.to_owned());
+            for line in lines {
+                if line.starts_with('#') || line.is_empty() {
+                    continue;
+                }
+                let Some(rest) = line.strip_prefix('\t') else { break };
+                if rest.starts_with('\t') {
+                    continue; // subsystem entry
+                }
+                if let Some((device, name)) = parse_entry(rest)
+                    && wanted.contains(&(vendor, device))
+                {
+                    names.devices.insert((vendor, device), name.to_owned());
+                }
             }
         }
         names

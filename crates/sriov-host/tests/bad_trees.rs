@@ -184,14 +184,23 @@ fn missing_bus_is_a_clear_error() {
 #[test]
 fn pf_filter_by_name_and_address() {
     let t = tree();
-    let by_name =
-        discover(&t.paths(), &DiscoverOptions { pf: Some("ens1f0".into()), names: None }).unwrap();
+    let by_name = discover(
+        &t.paths(),
+        &DiscoverOptions { pf: Some("ens1f0".into()), names: None, ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(by_name.pfs.len(), 1);
-    let by_addr =
-        discover(&t.paths(), &DiscoverOptions { pf: Some(PF.into()), names: None }).unwrap();
+    let by_addr = discover(
+        &t.paths(),
+        &DiscoverOptions { pf: Some(PF.into()), names: None, ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(by_addr.pfs.len(), 1);
-    let err = discover(&t.paths(), &DiscoverOptions { pf: Some("ens9".into()), names: None })
-        .unwrap_err();
+    let err = discover(
+        &t.paths(),
+        &DiscoverOptions { pf: Some("ens9".into()), names: None, ..Default::default() },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("\"ens9\""));
 }
 

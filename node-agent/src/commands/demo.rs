@@ -103,7 +103,11 @@ pub fn run(real: &HostPaths, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let after = discover(
         &paths,
-        &DiscoverOptions { pf: Some(first.pci_address.to_string()), names: None },
+        &DiscoverOptions {
+            pf: Some(first.pci_address.to_string()),
+            names: None,
+            ..Default::default()
+        },
     )?;
     println!("  {} still has {} VFs", first.pci_address, after.pfs[0].num_vfs);
 

@@ -14,6 +14,7 @@ pub fn run(paths: &HostPaths, args: &InventoryArgs) -> anyhow::Result<ExitCode> 
     let opts = DiscoverOptions {
         pf: args.pf.clone(),
         names: (!args.no_names && !matches!(args.output, OutputFormat::Table)).then(PciIds::load),
+        ..Default::default()
     };
     let host = discover(paths, &opts).context("inventory")?;
     // stdout is line-buffered: without a BufWriter every JSON line would be its own write(2).

@@ -14,7 +14,10 @@ pub fn resolve_pf(paths: &HostPaths, key: &str) -> anyhow::Result<PciAddr> {
     if let Ok(addr) = key.parse::<PciAddr>() {
         return Ok(addr);
     }
-    let host = discover(paths, &DiscoverOptions { pf: Some(key.to_owned()), names: None })?;
+    let host = discover(
+        paths,
+        &DiscoverOptions { pf: Some(key.to_owned()), names: None, ..Default::default() },
+    )?;
     host.pfs.first().map(|pf| pf.pci_address).context("no PF found")
 }
 
