@@ -1,2 +1,5 @@
-//! sriov (skeleton; filled by its issue).
-fn main() {}
+//! `sriov`: the SR-IOV CNI plugin binary (all logic is in the `sriov_cni` library).
+
+fn main() -> std::process::ExitCode {
+    cni_spec::run(&sriov_cni::SriovPlugin::default())
+}
