@@ -1,0 +1,241 @@
+//! `veth` ADD+DEL against Debian's Go `ptp` plugin (static IPAM) and against the kernel
+//! floor, in one run:
+//!
+//! - **veth**: the release binary run as a runtime would (fresh process, stdin, stdout) in a
+//!   "node" netns, chained after a macvlan underlay (dual stack, the tests' hijack subnets).
+//! - **ptp**: `/usr/lib/cni/ptp` with static IPAM (dual stack): a veth pair, addresses on
+//!   both ends, host and pod routes.
+//! - **floor**: exactly the kernel objects `veth` installs (taken from its own record),
+//!   applied in-process through the same netlink layer and sysctl batching, then undone
+//!   like DEL does (the node end deleted, changed sysctls restored): what no implementation
+//!   can avoid. Deleting a veth waits for RCU, which dominates DEL.
+//! - **bare process runs**: the same binary started twice doing nothing (`VERSION`), to show
+//!   how much of the gap is process creation, which any exec'd CNI plugin pays.
+//!
+//! Prints median and p90 of ADD, DEL and the pair. Run as root:
+//! `cargo bench -p meta-plugins --bench add_del` (`BENCH_RUNS`, default 50, minimum 30).
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use meta_plugins::kernel::Executor;
+use meta_plugins::model::{Entry, Origin};
+use meta_plugins::state::{AttachmentKey, Store};
+use serde_json::{Value, json};
+
+const CID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Runs a plugin binary with the spawning thread's netns (the caller is inside the node).
+fn run(bin: &Path, command: &str, cid: &str, netns: &Path, ifname: &str, conf: &Value) {
+    run_out(bin, command, cid, netns, ifname, conf);
+}
+
+fn run_out(
+    bin: &Path,
+    command: &str,
+    cid: &str,
+    netns: &Path,
+    ifname: &str,
+    conf: &Value,
+) -> String {
+    let mut child = Command::new(bin)
+        .env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", ifname)
+        .env("CNI_PATH", DEBIAN_CNI)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {command}: {}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (ADD, DEL) durations per run.
+#[derive(Default)]
+struct Samples {
+    veth: Vec<(Duration, Duration)>,
+    ptp: Vec<(Duration, Duration)>,
+    floor: Vec<(Duration, Duration)>,
+    spawn: Vec<(Duration, Duration)>,
+}
+
+type Pair = (Duration, Duration);
+
+impl Samples {
+    fn push(&mut self, veth: Pair, ptp: Pair, floor: Pair, spawn: Pair) {
+        self.veth.push(veth);
+        self.ptp.push(ptp);
+        self.floor.push(floor);
+        self.spawn.push(spawn);
+    }
+}
+
+struct Stats {
+    median: Duration,
+    p90: Duration,
+}
+
+fn stats(mut v: Vec<Duration>) -> Stats {
+    v.sort();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    Stats { median: at(0.5), p90: at(0.9) }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    if !require_root() {
+        return;
+    }
+    let runs: usize =
+        std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(50).max(30);
+    let warmup = 3;
+    let t = Topology::build();
+    let ptp_pod = Ns::new("ptp");
+    ptp_pod.ip("link set lo up");
+    ptp_pod.sysctl("net/ipv6/conf/default/accept_dad", "0");
+
+    // The underlay the veth plugin is chained after, created once.
+    let mv = Chain::new(
+        "bench",
+        "1.0.0",
+        vec![macvlan(
+            "uplink",
+            &[("192.0.2.50/24", GW_V4), ("2001:db8:1::50/64", GW_V6)],
+            &["0.0.0.0/0", "::/0"],
+        )],
+    );
+    let prev = mv.add_ok(&t.node, CID, t.pod.path(), "eth0");
+    // The production default state dir is /run, a tmpfs on systemd nodes (here /dev/shm
+    // stands in); STATE_DIR_PARENT=/run measures this VM's ext4 /run instead.
+    let parent = std::env::var("STATE_DIR_PARENT").unwrap_or_else(|_| "/dev/shm".into());
+    let state = tempfile::tempdir_in(&parent).unwrap();
+    let mut veth = hijack_keys();
+    merge(
+        &mut veth,
+        json!({"type": "veth", "cniVersion": "1.0.0", "name": "bench", "prevResult": prev, "state_dir": state.path(),
+               "log_options": {"log_level": "info", "log_file": t.log_file("veth.log")}}),
+    );
+    let ptp = {
+        let mut p = ptp_overlay();
+        merge(&mut p, json!({"cniVersion": "1.0.0", "name": "bench-ptp"}));
+        p
+    };
+    let veth_bin = our_bin("veth");
+    let ptp_bin = our_bin("ptp");
+    let pod = t.pod.path().to_path_buf();
+    let ptp_path = ptp_pod.path().to_path_buf();
+
+    let (m, entries) = sriov_netlink::run_in_netns(t.node.netns(), || {
+        // One ADD to learn exactly what veth installs (its record), then DEL.
+        run(&veth_bin, "ADD", CID, &pod, "eth0", &veth);
+        let key = AttachmentKey {
+            plugin: meta_plugins::config::Flavor::Veth,
+            network: "bench".into(),
+            container_id: CID.into(),
+            ifname: "eth0".into(),
+        };
+        let record = Store::new(state.path()).load(&key).unwrap().unwrap();
+        run(&veth_bin, "DEL", CID, &pod, "eth0", &veth);
+        // The same kernel work as ADD (batched like the plugin) and DEL (the same undo list).
+        let created: Vec<&Entry> =
+            record.entries.iter().filter(|e| e.origin == Origin::Created).collect();
+        let undo = meta_plugins::ops::undo_list(&record, &[]);
+
+        let mut m = Samples::default();
+        for i in 0..runs + warmup {
+            // Interleaved, so drift affects all alike.
+            let t0 = Instant::now();
+            run(&veth_bin, "ADD", CID, &pod, "eth0", &veth);
+            let t1 = Instant::now();
+            run(&veth_bin, "DEL", CID, &pod, "eth0", &veth);
+            let veth_t = (t1 - t0, t1.elapsed());
+
+            let t0 = Instant::now();
+            run(&ptp_bin, "ADD", "ptp-bench", &ptp_path, "eth0", &ptp);
+            let t1 = Instant::now();
+            run(&ptp_bin, "DEL", "ptp-bench", &ptp_path, "eth0", &ptp);
+            let ptp_t = (t1 - t0, t1.elapsed());
+
+            // ADD: enter the pod once, apply; DEL: undo (the node end's deletion).
+            let t0 = Instant::now();
+            let mut exec = Executor::open(Some(&pod), &[]).unwrap();
+            exec.apply_all(&created)
+                .map_err(|f| format!("{}: {}", created[f.failed], f.error))
+                .unwrap();
+            drop(exec);
+            let t1 = Instant::now();
+            // A DEL is a separate call: it enters the pod only if it must, like the plugin.
+            let needs_pod = undo.iter().any(|e| e.side == meta_plugins::model::Side::Pod);
+            let mut exec = Executor::open(needs_pod.then_some(pod.as_path()), &[]).unwrap();
+            let failures = exec.undo_all(&undo);
+            assert!(failures.is_empty(), "{failures:?}");
+            let floor_t = (t1 - t0, t1.elapsed());
+
+            // Two process starts and exits of the same binary doing no work (VERSION).
+            let t0 = Instant::now();
+            run_out(&veth_bin, "VERSION", CID, &pod, "eth0", &json!({"cniVersion": "1.0.0"}));
+            let t1 = Instant::now();
+            run_out(&veth_bin, "VERSION", CID, &pod, "eth0", &json!({"cniVersion": "1.0.0"}));
+            let spawn_t = (t1 - t0, t1.elapsed());
+
+            if i >= warmup {
+                m.push(veth_t, ptp_t, floor_t, spawn_t);
+            }
+        }
+        (m, created.len())
+    })
+    .unwrap();
+
+    println!("meta-plugins add_del: {runs} runs of each, interleaved, after {warmup} warm-up runs");
+    println!(
+        "veth installs {entries} objects (dual stack, 4 hijack subnets, 5 node addresses); state dir on {parent}"
+    );
+    println!("{:<38} {:>17} {:>17} {:>17}", "median / p90 (ms)", "ADD", "DEL", "ADD+DEL");
+    let row = |name: &str, x: &[(Duration, Duration)]| {
+        let add = stats(x.iter().map(|p| p.0).collect());
+        let del = stats(x.iter().map(|p| p.1).collect());
+        let sum = stats(x.iter().map(|p| p.0 + p.1).collect());
+        println!(
+            "{name:<38} {:>8.2} / {:>6.2} {:>8.2} / {:>6.2} {:>8.2} / {:>6.2}",
+            ms(add.median),
+            ms(add.p90),
+            ms(del.median),
+            ms(del.p90),
+            ms(sum.median),
+            ms(sum.p90)
+        );
+        sum.median
+    };
+    let v = row("veth (this crate, a process per call)", &m.veth);
+    let p = row("ptp (Debian Go plugin, static IPAM)", &m.ptp);
+    let f = row("kernel floor (same ops, in-process)", &m.floor);
+    let sp = row("bare process start+exit (VERSION)", &m.spawn);
+    println!(
+        "veth overhead above the floor (ADD+DEL medians): {:.2} ms; minus two bare process runs: {:.2} ms (target <= 2 ms)",
+        ms(v.saturating_sub(f)),
+        ms(v.saturating_sub(f).saturating_sub(sp))
+    );
+    println!("veth vs ptp: {:.2}x faster at the median", p.as_secs_f64() / v.as_secs_f64());
+    mv.del_ok(&t.node, CID, Some(t.pod.path()), "eth0", None);
+}
