@@ -359,6 +359,18 @@ fn set_override(
     sysfs::write_attr(&path, value.unwrap_or("\n")).map_err(kernel(dev))
 }
 
+/// Refuses a named driver that is not loaded (no `/sys/bus/pci/drivers/<name>`), before anything
+/// is changed.
+fn require_loaded(paths: &HostPaths, target: &DriverTarget) -> Result<(), ProvisionError> {
+    if let DriverTarget::Named(d) = target {
+        let path = paths.pci_drivers().join(d);
+        if !path.exists() {
+            return Err(ProvisionError::DriverNotLoaded { driver: d.clone(), path });
+        }
+    }
+    Ok(())
+}
+
 /// Puts a device on the target driver; restores its previous binding when that fails.
 pub fn bind_driver(
     paths: &HostPaths,
@@ -376,12 +388,7 @@ pub fn bind_driver(
     if done {
         return Ok(Change::Unchanged);
     }
-    if let DriverTarget::Named(d) = target {
-        let path = paths.pci_drivers().join(d);
-        if !path.exists() {
-            return Err(ProvisionError::DriverNotLoaded { driver: d.clone(), path });
-        }
-    }
+    require_loaded(paths, target)?;
     tracing::info!(%dev, from = ?before.driver, to = ?target, "rebinding driver");
     let attempt = || -> Result<(), ProvisionError> {
         let wanted = match target {
@@ -509,11 +516,8 @@ pub fn configure_vfs(
     if count > total {
         return Err(ProvisionError::ExceedsTotal { pf, requested: count, total });
     }
-    if let Some(DriverTarget::Named(d)) = driver {
-        let path = paths.pci_drivers().join(d);
-        if !path.exists() {
-            return Err(ProvisionError::DriverNotLoaded { driver: d.clone(), path });
-        }
+    if let Some(target) = driver {
+        require_loaded(paths, target)?;
     }
     let before_count = read_u32(&dir.join("sriov_numvfs"))?;
     let before_autoprobe = read_autoprobe(&dir);
