@@ -114,15 +114,25 @@ pub fn destroy(args: &SimDestroyArgs) -> anyhow::Result<ExitCode> {
             fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a.ends_with(b"sriov-agent")))
         };
-        let start = Instant::now();
-        while ours() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Alive = present and not a zombie. The cmdline is checked only once, up front: an exiting
+        // process loses it before it stops running.
+        let alive = || {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(") ").next().and_then(|r| r.chars().next()))
+                .is_some_and(|state| state != 'Z')
+        };
         if ours() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            let start = Instant::now();
+            while alive() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if alive() && ours() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
         }
     }
     let _ = fs::remove_file(&pid_file);
