@@ -319,9 +319,15 @@ impl Backing {
         Ok(name)
     }
 
+    /// The node netns path this backing was attached to.
+    pub fn node_netns(&self) -> &Path {
+        &self.node_path
+    }
+
     /// Creates the veth for one netdev: node end `spec.name` (MAC, MTU, alias tag, up if
     /// asked), wire end enslaved to the PF's bridge and up if the PF has carrier.
-    pub fn create_link(&mut self, spec: &LinkSpec) -> Result<(), SimError> {
+    /// Returns the node end's interface index.
+    pub fn create_link(&mut self, spec: &LinkSpec) -> Result<u32, SimError> {
         let bridge = self.bridge(spec.pf_index)?;
         let peer = match spec.vf_index {
             None => format!("p{}", spec.pf_index),
@@ -360,9 +366,10 @@ impl Backing {
             vec![LinkAttribute::Controller(br_index)],
             "RTM_SETLINK master",
         )?;
+        let ifindex = self.node.index_of(&spec.name)?;
         self.stale = true;
-        tracing::debug!(device = %spec.addr, name = %spec.name, peer, "sim: veth created");
-        Ok(())
+        tracing::debug!(device = %spec.addr, name = %spec.name, peer, ifindex, "sim: veth created");
+        Ok(ifindex)
     }
 
     /// Deletes the veth of `addr` (through its wire end, so it works wherever the node

@@ -55,6 +55,22 @@ pub enum SimError {
         /// The netns path given.
         path: PathBuf,
     },
+    /// Uevents were asked for in the root network namespace, where the host's udevd
+    /// would process them.
+    #[error("refusing to broadcast uevents in the root network namespace ({path})")]
+    RootNetnsUevents {
+        /// The netns path given.
+        path: PathBuf,
+    },
+    /// Uevents and the veth backing were given different network namespaces: net device
+    /// uevents belong to the namespace that holds the netdevs.
+    #[error("uevent netns {uevents} is not the veth backing's node netns {node}")]
+    UeventNetnsMismatch {
+        /// The uevent target.
+        uevents: PathBuf,
+        /// The backing's node netns.
+        node: PathBuf,
+    },
     /// No PF with that address exists.
     #[error("no simulated pf {0}")]
     UnknownPf(String),

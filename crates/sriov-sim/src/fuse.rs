@@ -8,13 +8,17 @@
 //! (`FUSE_NOTIFY_INVAL_ENTRY`) before its write returns, so the view is consistent as
 //! soon as the write completes. Netdev views (`net/<if>/...`, `class/net/*`), which
 //! follow real link renames and netns moves, are never cached (TTL 0).
+//!
+//! With uevents on, a timer thread applies delayed reactions (a VF netdev registered
+//! some time after its driver bound) when they are due, not at the next access, so their
+//! uevents go out on time.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -69,6 +73,10 @@ struct Shared {
     ttl: Duration,
     create_delay: Duration,
     created: SystemTime,
+    /// Wakes the timer thread (paired with `sim`).
+    timer: Condvar,
+    /// Set (under the `sim` lock) to end the timer thread.
+    timer_stop: AtomicBool,
 }
 
 impl Shared {
@@ -137,6 +145,64 @@ impl Shared {
 
     fn ttl_of(&self, node: &Node) -> Duration {
         if node.volatile { Duration::ZERO } else { self.ttl }
+    }
+
+    /// Starts the timer thread if the sim broadcasts uevents (without them, delayed
+    /// reactions are applied lazily at the next access, which nobody can tell apart).
+    fn start_timer(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        if !self.lock().uevents_enabled() {
+            return None;
+        }
+        let me = Arc::clone(self);
+        match std::thread::Builder::new().name("sim-timer".into()).spawn(move || me.run_timer()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "sim: cannot start the timer thread; delayed netdevs appear at the next access");
+                None
+            }
+        }
+    }
+
+    fn run_timer(&self) {
+        let mut sim = self.lock();
+        loop {
+            if self.timer_stop.load(Ordering::Acquire) {
+                return;
+            }
+            sim = match sim.next_event_in() {
+                Some(d) if d.is_zero() => {
+                    sim.sync();
+                    let removed = sim.take_removed();
+                    drop(sim);
+                    self.invalidate(removed);
+                    self.lock()
+                }
+                Some(d) => match self.timer.wait_timeout(sim, d) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                },
+                None => self.timer.wait(sim).unwrap_or_else(|p| p.into_inner()),
+            };
+        }
+    }
+
+    /// Tells the timer thread that a change may have scheduled a delayed reaction.
+    fn kick_timer(&self) {
+        self.timer.notify_all();
+    }
+
+    fn stop_timer(&self, thread: Option<JoinHandle<()>>) {
+        let Some(t) = thread else { return };
+        {
+            // Under the lock, so the flag cannot be set between the thread's check and
+            // its wait.
+            let _g = self.lock();
+            self.timer_stop.store(true, Ordering::Release);
+        }
+        self.timer.notify_all();
+        if t.join().is_err() {
+            tracing::warn!("sim: timer thread panicked");
+        }
     }
 }
 
@@ -297,6 +363,7 @@ impl Filesystem for SimFs {
             let delay = res.is_ok() && created && !self.shared.create_delay.is_zero();
             (res, sim.take_removed(), delay)
         };
+        self.shared.kick_timer();
         // The writer holds no directory lock: invalidate before answering, so the
         // removal is visible when its write() returns.
         self.shared.invalidate(removed);
@@ -506,6 +573,8 @@ fn new_session(
         next_fh: AtomicU64::new(1),
         notifier: OnceLock::new(),
         ttl: opts.cache_ttl,
+        timer: Condvar::new(),
+        timer_stop: AtomicBool::new(false),
     });
     let fs = SimFs { shared: Arc::clone(&shared) };
     let session = Session::new(fs, dir, &fuse_config(opts))
@@ -523,6 +592,7 @@ pub struct MountedSim {
     shared: Arc<Shared>,
     unmounter: Option<SessionUnmounter>,
     thread: Option<JoinHandle<io::Result<()>>>,
+    timer: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for MountedSim {
@@ -539,7 +609,14 @@ impl MountedSim {
             .name("sim-fuse".into())
             .spawn(move || session.run())
             .map_err(|source| SimError::Mount { dir: dir.to_owned(), source })?;
-        Ok(Self { dir: dir.to_owned(), shared, unmounter: Some(unmounter), thread: Some(thread) })
+        let timer = shared.start_timer();
+        Ok(Self {
+            dir: dir.to_owned(),
+            shared,
+            unmounter: Some(unmounter),
+            thread: Some(thread),
+            timer,
+        })
     }
 
     /// The mount point (`<dir>`).
@@ -566,6 +643,7 @@ impl MountedSim {
             sim.sync();
             (out, sim.take_removed())
         };
+        self.shared.kick_timer();
         self.shared.invalidate(removed);
         out
     }
@@ -581,6 +659,7 @@ impl MountedSim {
     }
 
     fn stop(&mut self) -> Result<(), SimError> {
+        self.shared.stop_timer(self.timer.take());
         let Some(mut unmounter) = self.unmounter.take() else {
             return Ok(());
         };
@@ -620,8 +699,11 @@ impl Drop for MountedSim {
 /// When this returns the model (and any veth backing, whose links are deleted) is
 /// dropped.
 pub fn serve_foreground(sim: Sim, dir: &Path, opts: &MountOptions) -> Result<(), SimError> {
-    let (session, _shared) = new_session(sim, dir, opts)?;
-    session.run().map_err(|source| SimError::Mount { dir: dir.to_owned(), source })
+    let (session, shared) = new_session(sim, dir, opts)?;
+    let timer = shared.start_timer();
+    let res = session.run().map_err(|source| SimError::Mount { dir: dir.to_owned(), source });
+    shared.stop_timer(timer);
+    res
 }
 
 /// Unmounts a sim mounted at `dir` (by this or another process): a normal unmount,

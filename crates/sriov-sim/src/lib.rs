@@ -20,6 +20,11 @@
 //! * [`Sim::with_netns`] backs netdevs with real veths in a given "node" netns, peers
 //!   bridged per PF in a private wire netns; the sysfs netdev view then follows the
 //!   real links (renames, netns moves, carrier). Needs root; never the root netns.
+//! * [`Sim::with_uevents`] makes the sim broadcast kernel-format uevents for what it
+//!   simulates (VFs added/removed, drivers bound/unbound, netdevs registered), on
+//!   `NETLINK_KOBJECT_UEVENT` group 1 inside one private netns ([`UeventTarget`]), so
+//!   consumers that listen as on a real host react without rescanning. Off by default;
+//!   never in the root netns.
 //!
 //! # Example
 //!
@@ -59,6 +64,7 @@ mod netns;
 mod pci;
 mod spec;
 mod tree;
+mod uevent;
 
 use std::path::Path;
 
@@ -68,6 +74,7 @@ pub use model::{LinkInfo, OperState, Sim};
 pub use nix::errno::Errno;
 pub use pci::{PciAddr, PciAddrError};
 pub use spec::{MacAddr, ModelInfo, NicModel, PfSpec, SimSpec, root_port_of, vf_netdev_name};
+pub use uevent::UeventTarget;
 
 /// `IFLA_IFALIAS` prefix (`sriov-sim:<pci address>`) carried by every backing veth.
 pub const LINK_ALIAS_PREFIX: &str = backing::ALIAS_PREFIX;
@@ -85,8 +92,39 @@ impl Sim {
     /// private wire netns owned by the sim, so VF-to-VF traffic flows. Refuses the root
     /// netns. Needs root.
     pub fn with_netns(mut self, node_netns: &Path) -> Result<Self, SimError> {
+        if let Some(u) = &self.uevents
+            && !uevent::same_netns(u.netns(), node_netns)?
+        {
+            return Err(SimError::UeventNetnsMismatch {
+                uevents: u.netns().to_owned(),
+                node: node_netns.to_owned(),
+            });
+        }
         let backing = backing::Backing::new(node_netns)?;
         self.attach_backing(backing)?;
+        Ok(self)
+    }
+
+    /// Sets where the simulated kernel broadcasts its uevents (see [`UeventTarget`]):
+    /// from then on every reaction announces itself in the kernel's order and format (VF
+    /// `add` + `change` per VF then `change` on the PF when VFs are enabled, `bind` with
+    /// `DRIVER` after what the probe registered, net `add`/`remove` for netdevs in the node
+    /// view, `unbind` then `remove` per VF when disabled, the vfio group node for
+    /// `vfio-pci`). Devices that exist already are not announced (as after boot).
+    ///
+    /// [`UeventTarget::Netns`] opens one `NETLINK_KOBJECT_UEVENT` socket inside that
+    /// namespace and keeps it; broadcasts reach only listeners there. Refuses the root
+    /// network namespace ([`SimError::RootNetnsUevents`]) and, with a veth backing, any
+    /// namespace but the backing's node netns ([`SimError::UeventNetnsMismatch`]). Needs
+    /// root (CAP_NET_ADMIN in that namespace). [`UeventTarget::Off`] stops broadcasting.
+    pub fn with_uevents(mut self, target: UeventTarget) -> Result<Self, SimError> {
+        match target {
+            UeventTarget::Off => self.detach_uevents(),
+            UeventTarget::Netns(path) => {
+                let sink = uevent::UeventSink::open(&path)?;
+                self.attach_uevents(sink)?;
+            }
+        }
         Ok(self)
     }
 }

@@ -17,6 +17,7 @@ use crate::kstr::{kstrtobool, kstrtoint, kstrtou16, sysfs_streq};
 use crate::pci::PciAddr;
 use crate::spec::{MacAddr, ModelInfo, NicModel, SimSpec, root_port_of, vf_netdev_name};
 use crate::tree::{Ino, NodeKind, Removed, Render, Section, Tree};
+use crate::uevent::{Action, Uevent, UeventSink};
 
 /// PCI class of an Ethernet controller.
 const CLASS_ETHERNET: u32 = 0x02_0000;
@@ -31,6 +32,8 @@ const VFIO_GROUP_MAJOR: u32 = 242;
 const VFIO_CONTAINER_RDEV: u32 = (10 << 8) | 196;
 /// Prefix of every sysfs path.
 const DEVICES: &str = "sys/devices";
+/// The driver that gives a device to userspace through a `/dev/vfio/<group>` node.
+const VFIO_PCI: &str = "vfio-pci";
 
 #[cfg(test)]
 #[path = "model_tests.rs"]
@@ -331,6 +334,8 @@ pub struct Sim {
     removed: Vec<Removed>,
     created: SystemTime,
     pub(crate) backing: Option<Backing>,
+    /// Where uevents go (`None`: nowhere).
+    pub(crate) uevents: Option<UeventSink>,
 }
 
 fn dev_dir_of(addr: PciAddr) -> String {
@@ -362,6 +367,7 @@ impl Sim {
             removed: Vec::new(),
             created: SystemTime::now(),
             backing: None,
+            uevents: None,
         };
         sim.register_drivers();
         let mut next_group = spec.iommu_group_base;
@@ -484,7 +490,7 @@ impl Sim {
         }
         // vfio-pci's table only has an override-only wildcard entry: it matches a device
         // only through driver_override or a dynamic ID (new_id).
-        self.drivers.push(Driver::new("vfio-pci"));
+        self.drivers.push(Driver::new(VFIO_PCI));
     }
 
     /// The spec this host was built from.
@@ -976,7 +982,14 @@ impl Sim {
                 }
                 Ok(())
             }
-            DevAttr::Uevent => synth_uevent(data),
+            DevAttr::Uevent => {
+                let action = synth_uevent(data)?;
+                // kobject_synth_uevent() without arguments tags the event SYNTH_UUID=0.
+                if let Some(action) = action {
+                    self.emit_pci(addr, action, &["SYNTH_UUID=0"]);
+                }
+                Ok(())
+            }
             _ => Err(Errno::EACCES),
         }
     }
@@ -1021,7 +1034,7 @@ impl Sim {
             }
             DrvAttr::NewId => self.new_id(drv, data),
             DrvAttr::RemoveId => self.remove_id(drv, data),
-            DrvAttr::Uevent => synth_uevent(data),
+            DrvAttr::Uevent => synth_uevent(data).map(|_| ()),
         }
     }
 
@@ -1042,7 +1055,7 @@ impl Sim {
                 Ok(())
             }
             BusAttr::Rescan => crate::kstr::kstrtoull(data).map(|_| ()),
-            BusAttr::Uevent => synth_uevent(data),
+            BusAttr::Uevent => synth_uevent(data).map(|_| ()),
         }
     }
 
@@ -1209,8 +1222,14 @@ impl Sim {
         d.rdma = rdma_index;
         let generation = d.bind_gen;
         let is_vf = d.is_vf();
+        let group = d.iommu_group;
         self.dirty_devs.insert(addr);
         tracing::debug!(device = %addr, driver = drv, "sim: bound");
+        // Everything the probe creates (vfio group node, a netdev registered in probe)
+        // is announced before driver_bound() sends the bind uevent.
+        if drv == VFIO_PCI {
+            self.emit_vfio_group(Action::Add, group);
+        }
         if netdev {
             if is_vf && !delay.is_zero() {
                 self.pending_netdevs.push((Instant::now() + delay, addr, generation));
@@ -1218,6 +1237,7 @@ impl Sim {
                 self.create_netdev(addr);
             }
         }
+        self.emit_pci(addr, Action::Bind, &[]);
     }
 
     fn unbind_driver(&mut self, addr: PciAddr) {
@@ -1226,12 +1246,24 @@ impl Sim {
         if self.devices.get(&addr).and_then(|d| d.pf_state()).is_some_and(|p| p.num_vfs > 0) {
             self.remove_vfs(addr);
         }
+        // The driver's remove() unregisters what probe created; then
+        // __device_release_driver() clears dev->driver and sends unbind (without DRIVER).
         self.destroy_netdev(addr);
+        if let Some(d) = self.devices.get(&addr)
+            && d.driver.as_deref() == Some(VFIO_PCI)
+        {
+            let group = d.iommu_group;
+            self.emit_vfio_group(Action::Remove, group);
+        }
+        let mut unbound = false;
         if let Some(d) = self.devices.get_mut(&addr) {
             tracing::debug!(device = %addr, driver = ?d.driver, "sim: unbound");
-            d.driver = None;
+            unbound = d.driver.take().is_some();
             d.rdma = None;
             d.bind_gen += 1;
+        }
+        if unbound {
+            self.emit_pci(addr, Action::Unbind, &[]);
         }
         self.dirty_devs.insert(addr);
     }
@@ -1283,12 +1315,20 @@ impl Sim {
             return;
         }
         let Some(plan) = self.netdev_plan(addr) else { return };
-        let ifindex = self.next_ifindex;
+        let mut ifindex = self.next_ifindex;
         self.next_ifindex += 1;
-        if let Some(b) = &mut self.backing
-            && let Err(e) = b.create_link(&plan)
-        {
-            tracing::warn!(device = %addr, error = %e, "sim: cannot create backing veth");
+        let mut visible = true;
+        if let Some(b) = &mut self.backing {
+            match b.create_link(&plan) {
+                Ok(real) => ifindex = real,
+                Err(e) => {
+                    visible = false;
+                    tracing::warn!(device = %addr, error = %e, "sim: cannot create backing veth");
+                }
+            }
+        }
+        if visible {
+            self.emit_net(addr, Action::Add, &plan.name, ifindex, &[]);
         }
         if let Some(d) = self.devices.get_mut(&addr) {
             d.netdev = Some(Netdev {
@@ -1318,6 +1358,11 @@ impl Sim {
     }
 
     fn destroy_netdev(&mut self, addr: PciAddr) {
+        // Net uevents are tagged with the netdev's namespace: only a netdev the node
+        // netns holds announces its removal there (one moved into a pod says so in the pod).
+        if let Some(li) = self.link_info(addr) {
+            self.emit_net(addr, Action::Remove, &li.name, li.ifindex, &[]);
+        }
         let Some(d) = self.devices.get_mut(&addr) else { return };
         if d.netdev.take().is_some()
             && let Some(b) = &mut self.backing
@@ -1326,6 +1371,94 @@ impl Sim {
             tracing::warn!(device = %addr, error = %e, "sim: cannot delete backing veth");
         }
         self.dirty_devs.insert(addr);
+    }
+
+    // ------------------------------------------------------------------ uevents
+
+    /// Starts broadcasting uevents through `sink` (see [`crate::UeventTarget`]).
+    pub(crate) fn attach_uevents(&mut self, sink: UeventSink) -> Result<(), SimError> {
+        if let Some(b) = &self.backing
+            && !crate::uevent::same_netns(sink.netns(), b.node_netns())?
+        {
+            return Err(SimError::UeventNetnsMismatch {
+                uevents: sink.netns().to_owned(),
+                node: b.node_netns().to_owned(),
+            });
+        }
+        self.uevents = Some(sink);
+        Ok(())
+    }
+
+    /// Stops broadcasting uevents.
+    pub(crate) fn detach_uevents(&mut self) {
+        self.uevents = None;
+    }
+
+    /// Whether uevents are broadcast.
+    pub fn uevents_enabled(&self) -> bool {
+        self.uevents.is_some()
+    }
+
+    fn send_uevent(&mut self, ev: &Uevent) {
+        if let Some(s) = &mut self.uevents {
+            s.send(ev);
+        }
+    }
+
+    /// Announces a PCI device event (nothing is built when uevents are off).
+    fn emit_pci(&mut self, addr: PciAddr, action: Action, extra: &[&str]) {
+        if self.uevents.is_none() {
+            return;
+        }
+        if let Some(d) = self.devices.get(&addr) {
+            let ev = pci_uevent(d, action, extra);
+            self.send_uevent(&ev);
+        }
+    }
+
+    /// Announces a net device event of the netdev `name` of `addr` (`netdev_uevent()`:
+    /// `INTERFACE`, `IFINDEX`; no driver or bus keys).
+    fn emit_net(
+        &mut self,
+        addr: PciAddr,
+        action: Action,
+        name: &str,
+        ifindex: u32,
+        extra: &[&str],
+    ) {
+        if self.uevents.is_none() {
+            return;
+        }
+        let Some(d) = self.devices.get(&addr) else { return };
+        let mut vars: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        vars.push(format!("INTERFACE={name}"));
+        vars.push(format!("IFINDEX={ifindex}"));
+        let ev = Uevent {
+            action,
+            devpath: format!("{}/net/{name}", devpath_of(&d.dir)),
+            subsystem: "net",
+            vars,
+        };
+        self.send_uevent(&ev);
+    }
+
+    /// Announces the `/dev/vfio/<group>` node appearing or going (a `vfio` class device
+    /// under `/devices/virtual/vfio`; `dev_uevent()` gives `MAJOR`, `MINOR`, `DEVNAME`).
+    fn emit_vfio_group(&mut self, action: Action, group: u32) {
+        if self.uevents.is_none() {
+            return;
+        }
+        let ev = Uevent {
+            action,
+            devpath: format!("/devices/virtual/vfio/{group}"),
+            subsystem: "vfio",
+            vars: vec![
+                format!("MAJOR={VFIO_GROUP_MAJOR}"),
+                format!("MINOR={}", group & 0xff),
+                format!("DEVNAME=vfio/{group}"),
+            ],
+        };
+        self.send_uevent(&ev);
     }
 
     // ------------------------------------------------------------------ SR-IOV
@@ -1357,8 +1490,17 @@ impl Sim {
         let info = state.model.info();
         let numa = dev.numa_node;
         let dir_parent = parent_dir(&dev.dir).to_owned();
-        for i in 0..n {
-            let addr = pf.vf_addr(offset, stride, i).ok_or(Errno::ERANGE)?;
+        let addrs = (0..n)
+            .map(|i| pf.vf_addr(offset, stride, i).ok_or(Errno::ERANGE))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(DevKind::Pf(p)) = self.devices.get_mut(&pf).map(|d| &mut d.kind) {
+            p.num_vfs = n;
+        }
+        // sriov_add_vfs(): one VF at a time, pci_iov_add_virtfn() adds the device (add),
+        // links physfn/virtfnN (change), then pci_bus_add_device() probes it:
+        // pci_device_can_probe() needs the bus-wide drivers_autoprobe and the PF's
+        // sriov_drivers_autoprobe.
+        for (i, addr) in (0..n).zip(addrs) {
             let group = self.free_iommu_group();
             self.devices.insert(
                 addr,
@@ -1382,30 +1524,28 @@ impl Sim {
                     bind_gen: 0,
                 },
             );
-        }
-        if let Some(DevKind::Pf(p)) = self.devices.get_mut(&pf).map(|d| &mut d.kind) {
-            p.num_vfs = n;
-        }
-        // pci_iov_add_virtfn() -> pci_bus_add_device(): probe only with the bus-wide
-        // drivers_autoprobe on; pci_device_can_probe() checks sriov_drivers_autoprobe.
-        if self.bus_autoprobe {
-            for i in 0..n {
-                if let Some(addr) = pf.vf_addr(offset, stride, i) {
-                    self.probe(addr);
-                }
+            self.dirty_devs.insert(addr);
+            self.emit_pci(addr, Action::Add, &[]);
+            self.emit_pci(addr, Action::Change, &[]);
+            if self.bus_autoprobe {
+                self.probe(addr);
             }
         }
         self.dirty_devs.insert(pf);
-        self.dirty_devs.extend((0..n).filter_map(|i| pf.vf_addr(offset, stride, i)));
+        // sriov_enable() ends with a change uevent on the PF.
+        self.emit_pci(pf, Action::Change, &[]);
         tracing::debug!(pf = %pf, num_vfs = n, "sim: VFs created");
         Ok(())
     }
 
     fn remove_vfs(&mut self, pf: PciAddr) {
+        // sriov_del_vfs(): VF by VF, pci_stop_and_remove_bus_device() releases the
+        // driver (unbind) and then deletes the device (remove).
         for vf in self.vfs(pf) {
             if self.devices.get(&vf).is_some_and(|d| d.driver.is_some()) {
                 self.unbind_driver(vf);
             }
+            self.emit_pci(vf, Action::Remove, &[]);
             self.devices.remove(&vf);
         }
         if let Some(DevKind::Pf(p)) = self.devices.get_mut(&pf).map(|d| &mut d.kind) {
@@ -1470,16 +1610,27 @@ impl Sim {
                 errno: Errno::EOPNOTSUPP,
             });
         }
-        let nd = self
-            .devices
-            .get_mut(&addr)
-            .and_then(|d| d.netdev.as_mut())
-            .ok_or_else(|| SimError::UnknownDevice(addr.to_string()))?;
+        let before = self.link_info(addr);
+        let Some(nd) = self.devices.get_mut(&addr).and_then(|d| d.netdev.as_mut()) else {
+            return Err(SimError::UnknownDevice(addr.to_string()));
+        };
         nd.in_node_netns = in_node_netns;
         if let Some(n) = new_name {
             nd.name = n.to_owned();
         }
         self.dirty_devs.insert(addr);
+        // dev_change_net_namespace(): remove in the old netns, add in the new one;
+        // dev_change_name(): move with DEVPATH_OLD.
+        match (before, self.link_info(addr)) {
+            (Some(old), None) => self.emit_net(addr, Action::Remove, &old.name, old.ifindex, &[]),
+            (None, Some(new)) => self.emit_net(addr, Action::Add, &new.name, new.ifindex, &[]),
+            (Some(old), Some(new)) if old.name != new.name => {
+                let dir = self.devices.get(&addr).map(|d| devpath_of(&d.dir)).unwrap_or_default();
+                let old_path = format!("DEVPATH_OLD={dir}/net/{}", old.name);
+                self.emit_net(addr, Action::Move, &new.name, new.ifindex, &[&old_path]);
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -1660,7 +1811,7 @@ impl Sim {
             r.link(format!("{ib}/device"), dir);
             r.link(format!("sys/class/infiniband/mlx5_{idx}"), &ib);
         }
-        if d.driver.as_deref() == Some("vfio-pci") {
+        if d.driver.as_deref() == Some(VFIO_PCI) {
             let g = d.iommu_group;
             r.chardev(format!("dev/vfio/{g}"), (VFIO_GROUP_MAJOR << 8) | (g & 0xff));
         }
@@ -1685,14 +1836,46 @@ fn modalias(d: &Device) -> String {
     )
 }
 
-/// `kobject_synth_uevent()`: the first word must be a known action.
-fn synth_uevent(data: &[u8]) -> Result<(), Errno> {
+/// `kobject_synth_uevent()`: the first word must be a known action. Returns the action
+/// to announce when the sim models it and the write carries no UUID/arguments (the
+/// sim announces only the plain form; `online`/`offline` do not apply to PCI functions).
+fn synth_uevent(data: &[u8]) -> Result<Option<Action>, Errno> {
     let s = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
-    let action = s.split_whitespace().next().unwrap_or("");
-    match action {
-        "add" | "remove" | "change" | "move" | "online" | "offline" | "bind" | "unbind" => Ok(()),
-        _ => Err(Errno::EINVAL),
+    let mut words = s.split_whitespace();
+    let action = match words.next().unwrap_or("") {
+        "add" => Some(Action::Add),
+        "remove" => Some(Action::Remove),
+        "change" => Some(Action::Change),
+        "move" => Some(Action::Move),
+        "bind" => Some(Action::Bind),
+        "unbind" => Some(Action::Unbind),
+        "online" | "offline" => None,
+        _ => return Err(Errno::EINVAL),
+    };
+    Ok(action.filter(|_| words.next().is_none()))
+}
+
+/// `DEVPATH` of a root-relative `sys/devices/...` directory.
+fn devpath_of(dir: &str) -> String {
+    format!("/{}", dir.strip_prefix("sys/").unwrap_or(dir))
+}
+
+/// A PCI device's uevent: `extra` (the caller's keys), `DRIVER` when bound
+/// (`dev_uevent()`), then `pci_uevent()`'s keys; `unbind` drops `MODALIAS`
+/// (`zap_modalias_env()`).
+fn pci_uevent(d: &Device, action: Action, extra: &[&str]) -> Uevent {
+    let mut vars: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    if let Some(drv) = &d.driver {
+        vars.push(format!("DRIVER={drv}"));
     }
+    vars.push(format!("PCI_CLASS={:04X}", d.class));
+    vars.push(format!("PCI_ID={:04X}:{:04X}", d.vendor, d.device));
+    vars.push(format!("PCI_SUBSYS_ID={:04X}:{:04X}", d.subsystem_vendor, d.subsystem_device));
+    vars.push(format!("PCI_SLOT_NAME={}", d.addr));
+    if action != Action::Unbind {
+        vars.push(format!("MODALIAS={}", modalias(d)));
+    }
+    Uevent { action, devpath: devpath_of(&d.dir), subsystem: "pci", vars }
 }
 
 /// `sscanf(buf, "%x %x ...")`: leading hex fields, stopping at the first non-field.

@@ -541,3 +541,259 @@ fn initial_vfs_from_spec() {
     assert_eq!(read(&mut sim, &dev(X0, "sriov_numvfs")), "3\n");
     assert!(sim.exists("sys/class/net/ens1f0v2"));
 }
+
+// ------------------------------------------------------------------ uevents
+
+/// A host recording its uevents as `ACTION@DEVPATH` + keys, one string per datagram.
+fn recording_host(spec: SimSpec) -> Sim {
+    let mut sim = Sim::new(spec).unwrap();
+    sim.uevents = Some(UeventSink::recording());
+    sim
+}
+
+/// The recorded datagrams, each as its NUL-separated fields joined with `|`.
+fn uevents(sim: &mut Sim) -> Vec<String> {
+    sim.uevents
+        .as_mut()
+        .unwrap()
+        .take_recorded()
+        .iter()
+        .map(|d| {
+            assert_eq!(d.last(), Some(&0), "datagram ends with NUL");
+            let fields: Vec<String> = d[..d.len() - 1]
+                .split(|b| *b == 0)
+                .map(|f| String::from_utf8(f.to_vec()).unwrap())
+                .collect();
+            fields.join("|")
+        })
+        .collect()
+}
+
+/// `ACTION@DEVPATH` of each event (the header only).
+fn headers(evs: &[String]) -> Vec<String> {
+    evs.iter().map(|e| e.split('|').next().unwrap().to_owned()).collect()
+}
+
+const X0_DEVPATH: &str = "/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0";
+const VF0_DEVPATH: &str = "/devices/pci0000:3a/0000:3a:00.0/0000:3b:02.0";
+const VF1_DEVPATH: &str = "/devices/pci0000:3a/0000:3a:00.0/0000:3b:02.1";
+const VF_MODALIAS: &str = "MODALIAS=pci:v00008086d0000154Csv00008086sd00000000bc02sc00i00";
+
+#[test]
+fn enabling_vfs_announces_each_vf_then_the_pf() {
+    let mut sim = recording_host(SimSpec::default_host());
+    sim.write(&dev(X0, "sriov_numvfs"), b"2").unwrap();
+    let evs = uevents(&mut sim);
+    assert_eq!(
+        headers(&evs),
+        [
+            format!("add@{VF0_DEVPATH}"),
+            format!("change@{VF0_DEVPATH}"),
+            format!("add@{VF0_DEVPATH}/net/ens1f0v0"),
+            format!("bind@{VF0_DEVPATH}"),
+            format!("add@{VF1_DEVPATH}"),
+            format!("change@{VF1_DEVPATH}"),
+            format!("add@{VF1_DEVPATH}/net/ens1f0v1"),
+            format!("bind@{VF1_DEVPATH}"),
+            format!("change@{X0_DEVPATH}"),
+        ]
+    );
+    // Exact keys and order of lib/kobject_uevent.c + pci_uevent(); SEQNUM counts up.
+    assert_eq!(
+        evs[0],
+        format!(
+            "add@{VF0_DEVPATH}|ACTION=add|DEVPATH={VF0_DEVPATH}|SUBSYSTEM=pci|PCI_CLASS=20000|\
+             PCI_ID=8086:154C|PCI_SUBSYS_ID=8086:0000|PCI_SLOT_NAME=0000:3b:02.0|{VF_MODALIAS}|SEQNUM=1"
+        )
+    );
+    let ifindex = sim.link_info(addr("0000:3b:02.0")).unwrap().ifindex;
+    assert_eq!(
+        evs[2],
+        format!(
+            "add@{VF0_DEVPATH}/net/ens1f0v0|ACTION=add|DEVPATH={VF0_DEVPATH}/net/ens1f0v0|\
+             SUBSYSTEM=net|INTERFACE=ens1f0v0|IFINDEX={ifindex}|SEQNUM=3"
+        )
+    );
+    assert_eq!(
+        evs[3],
+        format!(
+            "bind@{VF0_DEVPATH}|ACTION=bind|DEVPATH={VF0_DEVPATH}|SUBSYSTEM=pci|DRIVER=iavf|\
+             PCI_CLASS=20000|PCI_ID=8086:154C|PCI_SUBSYS_ID=8086:0000|PCI_SLOT_NAME=0000:3b:02.0|\
+             {VF_MODALIAS}|SEQNUM=4"
+        )
+    );
+    assert!(evs[8].starts_with(&format!("change@{X0_DEVPATH}|ACTION=change|")));
+    assert!(evs[8].contains("|DRIVER=i40e|PCI_CLASS=20000|PCI_ID=8086:1572|"));
+    assert!(evs[8].ends_with("|SEQNUM=9"));
+    // The same count again is a no-op, and an error announces nothing.
+    sim.write(&dev(X0, "sriov_numvfs"), b"2").unwrap();
+    assert_eq!(sim.write(&dev(X0, "sriov_numvfs"), b"3"), Err(Errno::EBUSY));
+    assert!(uevents(&mut sim).is_empty());
+}
+
+#[test]
+fn disabling_vfs_announces_netdev_unbind_and_remove_per_vf() {
+    let mut sim = recording_host(SimSpec::default_host());
+    sim.write(&dev(X0, "sriov_numvfs"), b"2").unwrap();
+    uevents(&mut sim);
+    sim.write(&dev(X0, "sriov_numvfs"), b"0").unwrap();
+    let evs = uevents(&mut sim);
+    assert_eq!(
+        headers(&evs),
+        [
+            format!("remove@{VF0_DEVPATH}/net/ens1f0v0"),
+            format!("unbind@{VF0_DEVPATH}"),
+            format!("remove@{VF0_DEVPATH}"),
+            format!("remove@{VF1_DEVPATH}/net/ens1f0v1"),
+            format!("unbind@{VF1_DEVPATH}"),
+            format!("remove@{VF1_DEVPATH}"),
+        ]
+    );
+    // unbind: no DRIVER (dev->driver is already NULL), no MODALIAS (zap_modalias_env()).
+    assert_eq!(
+        evs[1],
+        format!(
+            "unbind@{VF0_DEVPATH}|ACTION=unbind|DEVPATH={VF0_DEVPATH}|SUBSYSTEM=pci|\
+             PCI_CLASS=20000|PCI_ID=8086:154C|PCI_SUBSYS_ID=8086:0000|PCI_SLOT_NAME=0000:3b:02.0|SEQNUM=11"
+        )
+    );
+    assert!(evs[2].contains(&format!("|PCI_SLOT_NAME=0000:3b:02.0|{VF_MODALIAS}|SEQNUM=12")));
+    assert!(!evs[2].contains("DRIVER="));
+}
+
+#[test]
+fn driver_switch_to_vfio_announces_unbind_then_group_node_and_bind() {
+    let mut sim = recording_host(SimSpec::default_host());
+    sim.write(&dev(X0, "sriov_numvfs"), b"1").unwrap();
+    uevents(&mut sim);
+    let vf = "0000:3b:02.0";
+    sim.write(&dev(vf, "driver_override"), b"vfio-pci").unwrap();
+    assert!(uevents(&mut sim).is_empty(), "driver_override alone announces nothing");
+    sim.write(&dev(vf, "driver/unbind"), vf.as_bytes()).unwrap();
+    sim.write("sys/bus/pci/drivers_probe", vf.as_bytes()).unwrap();
+    let group = sim.iommu_group_of(addr(vf)).unwrap();
+    let evs = uevents(&mut sim);
+    assert_eq!(
+        headers(&evs),
+        [
+            format!("remove@{VF0_DEVPATH}/net/ens1f0v0"),
+            format!("unbind@{VF0_DEVPATH}"),
+            format!("add@/devices/virtual/vfio/{group}"),
+            format!("bind@{VF0_DEVPATH}"),
+        ]
+    );
+    assert!(evs[2].contains(&format!(
+        "|SUBSYSTEM=vfio|MAJOR=242|MINOR={}|DEVNAME=vfio/{group}|",
+        group & 0xff
+    )));
+    assert!(evs[3].contains("|SUBSYSTEM=pci|DRIVER=vfio-pci|PCI_CLASS=20000|"));
+    // And back: the group node goes before the unbind; iavf registers a netdev before bind.
+    sim.write(&dev(vf, "driver_override"), b"\n").unwrap();
+    sim.write(&dev(vf, "driver/unbind"), vf.as_bytes()).unwrap();
+    sim.write("sys/bus/pci/drivers/iavf/bind", vf.as_bytes()).unwrap();
+    assert_eq!(
+        headers(&uevents(&mut sim)),
+        [
+            format!("remove@/devices/virtual/vfio/{group}"),
+            format!("unbind@{VF0_DEVPATH}"),
+            format!("add@{VF0_DEVPATH}/net/ens1f0v0"),
+            format!("bind@{VF0_DEVPATH}"),
+        ]
+    );
+}
+
+#[test]
+fn unbinding_the_pf_driver_removes_vfs_first() {
+    let mut sim = recording_host(SimSpec::default_host());
+    sim.write(&dev(X0, "sriov_numvfs"), b"1").unwrap();
+    uevents(&mut sim);
+    sim.write(&dev(X0, "driver/unbind"), X0.as_bytes()).unwrap();
+    assert_eq!(
+        headers(&uevents(&mut sim)),
+        [
+            format!("remove@{VF0_DEVPATH}/net/ens1f0v0"),
+            format!("unbind@{VF0_DEVPATH}"),
+            format!("remove@{VF0_DEVPATH}"),
+            format!("remove@{X0_DEVPATH}/net/ens1f0"),
+            format!("unbind@{X0_DEVPATH}"),
+        ]
+    );
+}
+
+#[test]
+fn delayed_vf_netdev_is_announced_when_it_appears() {
+    let mut sim = recording_host(SimSpec::default_host().vf_netdev_delay_ms(30));
+    sim.write(&dev(X0, "sriov_numvfs"), b"1").unwrap();
+    assert_eq!(
+        headers(&uevents(&mut sim)),
+        [
+            format!("add@{VF0_DEVPATH}"),
+            format!("change@{VF0_DEVPATH}"),
+            format!("bind@{VF0_DEVPATH}"),
+            format!("change@{X0_DEVPATH}"),
+        ]
+    );
+    std::thread::sleep(Duration::from_millis(40));
+    sim.sync();
+    assert_eq!(headers(&uevents(&mut sim)), [format!("add@{VF0_DEVPATH}/net/ens1f0v0")]);
+}
+
+#[test]
+fn autoprobe_off_announces_only_the_devices() {
+    let mut sim = recording_host(SimSpec::default_host());
+    sim.write(&dev(X0, "sriov_drivers_autoprobe"), b"0").unwrap();
+    sim.write(&dev(X0, "sriov_numvfs"), b"1").unwrap();
+    assert_eq!(
+        headers(&uevents(&mut sim)),
+        [
+            format!("add@{VF0_DEVPATH}"),
+            format!("change@{VF0_DEVPATH}"),
+            format!("change@{X0_DEVPATH}"),
+        ]
+    );
+    // Disabling an unbound VF: no unbind.
+    sim.write(&dev(X0, "sriov_numvfs"), b"0").unwrap();
+    assert_eq!(headers(&uevents(&mut sim)), [format!("remove@{VF0_DEVPATH}")]);
+}
+
+#[test]
+fn synthetic_uevent_writes_are_announced_with_synth_uuid() {
+    let mut sim = recording_host(SimSpec::default_host());
+    sim.write(&dev(X0, "uevent"), b"change\n").unwrap();
+    let evs = uevents(&mut sim);
+    assert_eq!(evs.len(), 1);
+    assert!(evs[0].starts_with(&format!(
+        "change@{X0_DEVPATH}|ACTION=change|DEVPATH={X0_DEVPATH}|SUBSYSTEM=pci|SYNTH_UUID=0|DRIVER=i40e|"
+    )));
+    assert_eq!(sim.write(&dev(X0, "uevent"), b"frob"), Err(Errno::EINVAL));
+    sim.write(&dev(X0, "uevent"), b"online").unwrap();
+    assert!(uevents(&mut sim).is_empty());
+}
+
+#[test]
+fn netdev_presence_changes_are_announced_like_netns_moves_and_renames() {
+    let mut sim = recording_host(SimSpec::default_host());
+    let pf = addr(X0);
+    sim.set_netdev_presence(pf, true, Some("eth9")).unwrap();
+    let evs = uevents(&mut sim);
+    assert_eq!(headers(&evs), [format!("move@{X0_DEVPATH}/net/eth9")]);
+    assert!(
+        evs[0].contains(&format!(
+            "|SUBSYSTEM=net|DEVPATH_OLD={X0_DEVPATH}/net/ens1f0|INTERFACE=eth9|"
+        ))
+    );
+    sim.set_netdev_presence(pf, false, None).unwrap();
+    sim.set_netdev_presence(pf, true, None).unwrap();
+    assert_eq!(
+        headers(&uevents(&mut sim)),
+        [format!("remove@{X0_DEVPATH}/net/eth9"), format!("add@{X0_DEVPATH}/net/eth9")]
+    );
+}
+
+#[test]
+fn no_uevents_are_built_when_off() {
+    let mut sim = host();
+    assert!(!sim.uevents_enabled());
+    sim.write(&dev(X0, "sriov_numvfs"), b"2").unwrap();
+    assert!(sim.uevents.is_none());
+}

@@ -22,7 +22,7 @@ pub(crate) fn open_netns(path: &Path) -> Result<OwnedFd, SimError> {
 /// Inode number of the initial network namespace (`PROC_NET_INIT_INO` in
 /// include/linux/proc_ns.h): fixed by the kernel, so it identifies the root netns even
 /// where `/proc/1/ns/net` is not readable.
-const PROC_NET_INIT_INO: u64 = 0xEFFF_FFF9;
+pub(crate) const PROC_NET_INIT_INO: u64 = 0xEFFF_FFF9;
 
 /// Whether the netns file `path` is the root (initial) network namespace.
 pub(crate) fn is_root_netns(path: &Path) -> Result<bool, SimError> {
