@@ -159,6 +159,7 @@ pub struct Kubelet {
     shared: Arc<Shared>,
     notify: watch::Sender<usize>,
     server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    keep: Vec<std::ffi::OsString>,
 }
 
 impl Kubelet {
@@ -171,7 +172,7 @@ impl Kubelet {
             source,
         })?;
         let (notify, _) = watch::channel(0);
-        let mut k = Self { dir, shared: Arc::default(), notify, server: None };
+        let mut k = Self { dir, shared: Arc::default(), notify, server: None, keep: Vec::new() };
         k.serve()?;
         Ok(k)
     }
@@ -206,6 +207,18 @@ impl Kubelet {
     /// `<dir>/kubelet.sock`.
     pub fn socket(&self) -> PathBuf {
         self.dir.join(KUBELET_SOCKET)
+    }
+
+    /// Keeps the file `name` in the directory across [`Kubelet::restart`] (as the checkpoint is
+    /// kept), e.g. a state file of the tool running the emulator.
+    pub fn keep_on_restart(&mut self, name: impl Into<std::ffi::OsString>) {
+        self.keep.push(name.into());
+    }
+
+    /// A receiver that changes whenever a registration arrives; its value is the number of
+    /// registrations received so far (all epochs).
+    pub fn subscribe(&self) -> watch::Receiver<usize> {
+        self.notify.subscribe()
     }
 
     /// The current incarnation (0 at start, +1 per restart).
@@ -295,7 +308,7 @@ impl Kubelet {
     }
 
     /// Restarts like the real kubelet: stop, remove everything in the directory except the
-    /// checkpoint (plugin sockets included), then serve a fresh `kubelet.sock` in a new epoch.
+    /// checkpoint and the files named with [`Kubelet::keep_on_restart`] (plugin sockets included), then serve a fresh `kubelet.sock` in a new epoch.
     pub async fn restart(&mut self) -> Result<(), KubeletError> {
         self.stop().await;
         let rd = std::fs::read_dir(&self.dir).map_err(|source| KubeletError::Io {
@@ -304,7 +317,8 @@ impl Kubelet {
             source,
         })?;
         for entry in rd.flatten() {
-            if entry.file_name() == CHECKPOINT {
+            let name = entry.file_name();
+            if name == CHECKPOINT || self.keep.contains(&name) {
                 continue;
             }
             let path = entry.path();
@@ -526,8 +540,12 @@ mod tests {
 
         std::fs::write(tmp.join("x.sock"), "").unwrap();
         std::fs::write(tmp.join(CHECKPOINT), "{}").unwrap();
+        std::fs::write(tmp.join("state.json"), "{}").unwrap();
+        k.keep_on_restart("state.json");
+        let mut rx = k.subscribe();
         k.restart().await.unwrap();
         assert!(!tmp.join("x.sock").exists(), "restart removes plugin sockets");
+        assert!(tmp.join("state.json").exists(), "restart keeps files it was told to keep");
         assert!(tmp.join(CHECKPOINT).exists() && k.socket().exists());
         assert_eq!(k.epoch(), 1);
         assert!(
@@ -542,6 +560,8 @@ mod tests {
             k.wait_registration("example.com/a", Duration::from_secs(2)).await.unwrap().epoch,
             1
         );
+        tokio::time::timeout(Duration::from_secs(2), rx.changed()).await.unwrap().unwrap();
+        assert_eq!(*rx.borrow(), 2, "subscribers see the registration count");
         k.stop().await;
         assert!(!k.socket().exists());
         let _ = std::fs::remove_dir_all(&tmp);
