@@ -6,6 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -129,9 +130,40 @@ impl Dir {
         .is_ok()
     }
 
-    /// Lists a subdirectory's entries; `Ok(None)` when it does not exist.
+    /// Opens a directory reached from this one (e.g. a `virtfnN` link), naming it `path` in
+    /// messages. `Ok(None)` when it does not exist.
+    pub fn open_at(&self, name: &str, path: PathBuf) -> Result<Option<Self>, SysfsError> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(Self { fd, path })),
+            Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => Ok(None),
+            Err(e) => Err(SysfsError::new("open", &path, errno_io(e))),
+        }
+    }
+
+    /// Lists a subdirectory's entries (`"."` for this directory itself); `Ok(None)` when it does
+    /// not exist. Resolved relative to this directory, so a device's long symlinked path is not
+    /// walked again.
     pub fn list(&self, name: &str) -> Result<Option<Vec<String>>, SysfsError> {
-        list_dir(&self.path.join(name))
+        let path = || if name == "." { self.path.clone() } else { self.path.join(name) };
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = match openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => return Ok(None),
+            Err(e) => return Err(SysfsError::new("list", &path(), errno_io(e))),
+        };
+        // getdents64 straight into a stack buffer: no opendir allocation, no fstat.
+        let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
+        let mut entries = rustix::fs::RawDir::new(&fd, &mut buf);
+        let mut names = Vec::new();
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(|e| SysfsError::new("list", &path(), e.into()))?;
+            let n = entry.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(String::from_utf8_lossy(n).into_owned());
+            }
+        }
+        Ok(Some(names))
     }
 }
 
@@ -168,6 +200,12 @@ pub fn list_dir(path: &Path) -> Result<Option<Vec<String>>, SysfsError> {
         names.push(entry.file_name().to_string_lossy().into_owned());
     }
     Ok(Some(names))
+}
+
+/// Whether `path` is on a sysfs file system (`SYSFS_MAGIC`).
+pub fn is_sysfs_mount(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::SYSFS_MAGIC)
 }
 
 /// Whether a path exists (following symlinks).
