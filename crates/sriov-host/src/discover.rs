@@ -498,6 +498,13 @@ impl Reader<'_, '_> {
                 // Opened through the PF's `virtfnN` link (a short walk) but named by the VF's own
                 // bus path, so messages name the VF.
                 let Some(vf_dir) = pf_dir.open_at(link, paths.pci_device(*vf_addr))? else {
+                    // The kernel removes `virtfnN` before the VF itself, so a link that is gone
+                    // now means the VF was removed while we read (VF count going down): skip it.
+                    // A link that is still there but leads nowhere is a broken tree.
+                    if pf_dir.link_name(link)?.is_none() {
+                        r.warn(&pf_dir.join(link), "VF removed while being read; skipped");
+                        continue;
+                    }
                     return Err(DiscoverError::Malformed {
                         path: pf_dir.join(link),
                         value: vf_addr.to_string(),
@@ -649,5 +656,39 @@ mod tests {
         assert!(unbound.complete() && unbound.driver.is_none());
         let garbage = Uevent::parse("PCI_ID=zz\n");
         assert!(!garbage.complete());
+    }
+
+    /// The state a reader racing `sriov_numvfs` going down is in: the PF's `virtfnN` links were
+    /// listed, then the kernel removed one link and its VF before the VF was read.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn vf_removed_after_listing_is_skipped_but_a_dangling_link_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pf = tmp.path().join("0000:01:00.0");
+        let vf0 = tmp.path().join("0000:01:02.0");
+        std::fs::create_dir_all(&pf).unwrap();
+        std::fs::create_dir_all(&vf0).unwrap();
+        std::os::unix::fs::symlink("../0000:01:02.0", pf.join("virtfn0")).unwrap();
+        std::os::unix::fs::symlink("../0000:01:02.1", pf.join("virtfn1")).unwrap();
+        let links = vf_links(&Dir::open(&pf).unwrap().unwrap()).unwrap();
+        assert_eq!(links.len(), 2);
+        let paths = HostPaths::new(tmp.path(), tmp.path());
+        let pf_addr: PciAddr = "0000:01:00.0".parse().unwrap();
+        let read = |warnings: &mut Vec<Warning>| {
+            let pf_dir = Dir::open(&pf).unwrap().unwrap();
+            let mut r = Reader { warnings, lean: false, table: None };
+            r.vfs(&paths, &pf_dir, pf_addr, &links)
+        };
+        // virtfn1 still there, leading nowhere: a broken tree.
+        let err = read(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("virtfn1"), "{err}");
+        // virtfn1 gone since the listing: the VF was removed meanwhile.
+        std::fs::remove_file(pf.join("virtfn1")).unwrap();
+        let mut warnings = Vec::new();
+        let vfs = read(&mut warnings).unwrap();
+        assert_eq!(vfs.len(), 1);
+        assert_eq!(vfs[0].vf_index, 0);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].path.ends_with("virtfn1"));
     }
 }
