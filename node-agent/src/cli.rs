@@ -77,7 +77,8 @@ pub struct SimCreateArgs {
     #[arg(long)]
     pub spec: Option<PathBuf>,
     /// Back every netdev with a real veth in this network namespace (a path such as
-    /// /run/netns/NAME). Never the root namespace.
+    /// /run/netns/NAME), and broadcast the kernel's uevents for simulated changes there.
+    /// Never the root namespace.
     #[arg(long)]
     pub netns: Option<PathBuf>,
     /// Serve in the foreground instead of starting a background server.

@@ -11,7 +11,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sriov_sim::{MountOptions, Sim, SimSpec};
+use sriov_sim::{MountOptions, Sim, SimSpec, UeventTarget};
 
 use crate::cli::{SimCreateArgs, SimDestroyArgs};
 
@@ -42,6 +42,11 @@ fn build(args: &SimCreateArgs) -> anyhow::Result<Sim> {
     let mut sim = Sim::new(spec).context("building the simulated host")?;
     if let Some(ns) = &args.netns {
         sim = sim.with_netns(ns).with_context(|| format!("backing netdevs in {}", ns.display()))?;
+        // A private netns also gets the kernel's uevents, so daemons in it (the device plugin)
+        // see VFs come and go as on a real host. Never without one: udevd listens in the root.
+        sim = sim
+            .with_uevents(UeventTarget::Netns(ns.clone()))
+            .with_context(|| format!("uevents in {}", ns.display()))?;
     }
     Ok(sim)
 }
