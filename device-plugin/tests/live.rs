@@ -25,8 +25,9 @@ fn write(path: &Path, value: &str) {
         .unwrap_or_else(|e| panic!("write {value:?} to {}: {e}", path.display()));
 }
 
-/// VFs appear, vanish and change driver while the plugin runs. The simulator does not broadcast
-/// uevents, so this host relies on the safety-net rescan (200 ms here).
+/// VFs appear, vanish and change driver while the plugin runs. This simulated host is not set up to
+/// broadcast uevents, so it exercises the safety-net rescan (200 ms here); `tests/uevents.rs` is
+/// the same story driven by uevents alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn vfs_added_removed_and_rebound_at_runtime() {
     need_root!();
