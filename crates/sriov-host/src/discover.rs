@@ -378,17 +378,28 @@ impl Reader<'_, '_> {
             }
             return (Some(netdev), NetdevStatus::Present);
         }
-        let d = match dir.sub(&format!("net/{name}")) {
-            Ok(Some(d)) => d,
-            // Gone between the listing and now: the netdev just left this namespace.
-            Ok(None) => return (None, NetdevStatus::NotInNamespace),
-            Err(e) => {
-                self.warn(&e.path, format!("unreadable: {}", e.source));
-                return (None, NetdevStatus::NotInNamespace);
-            }
-        };
         if !full {
-            let link_type = self.parsed::<u32>(&d, "type", "an integer").map(LinkType::from_arphrd);
+            // One read through the relative path (no open of the netdev directory): the lean
+            // scan's only netdev attribute.
+            let path = format!("net/{name}/type");
+            let link_type = match dir.read(&path) {
+                Ok(Some(raw)) => match raw.parse::<u32>() {
+                    Ok(v) => Some(LinkType::from_arphrd(v)),
+                    Err(_) => {
+                        self.warn(&dir.join(&path), format!("found {raw:?}, expected an integer"));
+                        None
+                    }
+                },
+                // No `type`: either the netdev just left this namespace or the tree lacks it.
+                Ok(None) => match dir.sub(&format!("net/{name}")) {
+                    Ok(Some(_)) => None,
+                    _ => return (None, NetdevStatus::NotInNamespace),
+                },
+                Err(e) => {
+                    self.warn(&e.path, format!("unreadable: {}", e.source));
+                    None
+                }
+            };
             let netdev = Netdev {
                 name,
                 mac: None,
@@ -401,6 +412,15 @@ impl Reader<'_, '_> {
             };
             return (Some(netdev), NetdevStatus::Present);
         }
+        let d = match dir.sub(&format!("net/{name}")) {
+            Ok(Some(d)) => d,
+            // Gone between the listing and now: the netdev just left this namespace.
+            Ok(None) => return (None, NetdevStatus::NotInNamespace),
+            Err(e) => {
+                self.warn(&e.path, format!("unreadable: {}", e.source));
+                return (None, NetdevStatus::NotInNamespace);
+            }
+        };
         let mac = self.opt(&d, "address");
         let mtu = self.parsed(&d, "mtu", "an integer");
         let oper_state = self.opt(&d, "operstate");
