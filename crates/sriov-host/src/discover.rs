@@ -354,16 +354,7 @@ impl Reader<'_, '_> {
             return (None, status);
         };
         if let Some(f) = self.table.and_then(|t| t.get(&name)) {
-            let mut netdev = Netdev {
-                name,
-                mac: None,
-                mtu: None,
-                oper_state: None,
-                carrier: None,
-                speed_mbps: None,
-                link_type: Some(f.link_type),
-                ifindex: None,
-            };
+            let mut netdev = Netdev::named(name, Some(f.link_type));
             if full {
                 netdev.speed_mbps = if may_know_speed(f.oper_state.as_deref()) {
                     read_speed(dir, &format!("net/{}/speed", netdev.name))
@@ -400,17 +391,7 @@ impl Reader<'_, '_> {
                     None
                 }
             };
-            let netdev = Netdev {
-                name,
-                mac: None,
-                mtu: None,
-                oper_state: None,
-                carrier: None,
-                speed_mbps: None,
-                link_type,
-                ifindex: None,
-            };
-            return (Some(netdev), NetdevStatus::Present);
+            return (Some(Netdev::named(name, link_type)), NetdevStatus::Present);
         }
         let d = match dir.sub(&format!("net/{name}")) {
             Ok(Some(d)) => d,

@@ -124,6 +124,22 @@ pub struct Netdev {
     pub ifindex: Option<u32>,
 }
 
+impl Netdev {
+    /// A netdev known only by name and link type (the rest unknown).
+    pub fn named(name: String, link_type: Option<LinkType>) -> Self {
+        Self {
+            name,
+            mac: None,
+            mtu: None,
+            oper_state: None,
+            carrier: None,
+            speed_mbps: None,
+            link_type,
+            ifindex: None,
+        }
+    }
+}
+
 /// Link layer type (the netdev's ARPHRD `type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
