@@ -47,7 +47,7 @@ fn veth_after_sriov_paths() {
     t.switch.ip(&format!("link set {vf0} up"));
     t.switch.ip(&format!("addr add {UNDERLAY_PEER_V4}/26 dev {vf0}"));
 
-    let vf = json!({"type": "sriov", "deviceID": vf_pci(1), "stateDir": t.dir.path().join("sriov-state"),
+    let vf = json!({"type": "sriov", "deviceID": vf_pci(1), "stateDir": t.dir.path().join("sriov-state"), "deviceInfoDir": t.dir.path().join("devinfo"),
                     "ipam": {"type": "static", "addresses": [{"address": format!("{VF_V4}/26")}]}});
     let mut c = Chain::new("sriov-veth", "1.0.0", vec![vf, t.ours("veth", hijack_keys())]);
     c.env.push(("SRIOV_SYSFS_ROOT".into(), sim.sysfs_root().display().to_string()));

@@ -12,9 +12,15 @@
 //! 6. move into the pod and rename to `CNI_IFNAME` in the same message (one netns move: the
 //!    kernel renames on arrival, so no temporary netns is needed);
 //! 7. MAC, MTU, `arp_notify`/`ndisc_notify`, up;
-//! 8. IPAM, addresses and routes, gratuitous ARP / unsolicited NA.
+//! 8. IPAM, addresses and routes, gratuitous ARP / unsolicited NA;
+//! 9. the device-information file for Multus ([`crate::devinfo`]).
 //!
-//! Userspace mode (vfio-pci, uio) does 1–4 and IPAM (allocated, not configured).
+//! Userspace mode (vfio-pci, uio) does 1–4, IPAM (allocated, not configured) and 9.
+//!
+//! Steps 2–7 run on one thread inside the pod netns ([`Platform::enter_pod`]): the pod's
+//! netlink client is opened there, the host's client works from any thread, and the pod's
+//! sysctls are written without another netns entry. IPAM runs back on the calling thread, in
+//! the runtime's netns, as the spec requires.
 //!
 //! Any failure, or a panic, replays the undo log in reverse and removes the journal; if the
 //! rollback itself fails, the journal stays for `DEL`.
@@ -22,7 +28,7 @@
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cni_spec::{CniResult, Interface};
@@ -66,6 +72,8 @@ pub struct AddParams<'a> {
     pub ipam: Option<IpamCall>,
     /// The result to extend (`prevResult`), already in the configuration's version.
     pub prev_result: Option<CniResult>,
+    /// Where to write the device-information file (`None`: not written).
+    pub device_info: Option<PathBuf>,
 }
 
 /// How often and how long to retry a netdev MAC change that the driver refuses while it is
@@ -80,7 +88,7 @@ pub fn add<P: Platform>(
     state: &StateDir,
     p: &AddParams<'_>,
 ) -> Result<CniResult, Error> {
-    let mut pod = plat.open_pod(p.netns)?;
+    let netns = plat.open_pod_netns(p.netns)?;
     debug!("pod netns open");
     let _vf_lock = state.lock_vf(p.device)?;
     clear_previous(plat, state, p)?;
@@ -91,8 +99,55 @@ pub fn add<P: Platform>(
     let _entered = span.enter();
     let _pf_lock = if p.per_pf_lock { Some(state.lock_pf(loc.pf)?) } else { None };
 
-    let prep = prepare(plat, &mut pod, &loc, p)?;
-    let header = Header {
+    // One netns entry for everything up to IPAM (see the module docs).
+    let (mut pod, inside) = plat.enter_pod(netns, |plat, pod| {
+        let _entered = span.enter();
+        debug!("inside the pod netns");
+        let prep = prepare(plat, pod, &loc, p)?;
+        let header = journal_header(plat, pod, &loc, &prep, p);
+        let mut tx = Tx { writer: state.create(&header)?, undos: Vec::new() };
+        info!(mode = ?prep.mode, journal = %tx.writer.path().display(), "snapshot journaled");
+        let mut step = "journal";
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            pod_steps(plat, pod, &prep, &header, p, &mut tx, &mut step)
+        }));
+        Ok::<_, Error>(Inside { prep, header, tx, step, outcome })
+    })?;
+    let Inside { prep, header, mut tx, mut step, outcome } = inside?;
+    let outcome = match outcome {
+        Ok(Ok(link)) => catch_unwind(AssertUnwindSafe(|| {
+            host_steps(plat, &mut pod, &prep, p, &mut tx, &mut step, link)
+        })),
+        Ok(Err(e)) => Ok(Err(e)),
+        Err(payload) => Err(payload),
+    };
+    let error = match outcome {
+        Ok(Ok(result)) => return Ok(result),
+        Ok(Err(e)) => e,
+        Err(payload) => Error::Panic { step: step.to_owned(), message: panic_message(&payload) },
+    };
+    warn!(step, error = %crate::error::chain(&error), "ADD failed; rolling back");
+    Err(rollback(plat, state, &header, tx.undos, pod, error))
+}
+
+/// What the pod-netns thread hands back.
+struct Inside {
+    prep: Prepared,
+    header: Header,
+    tx: Tx,
+    step: &'static str,
+    outcome: std::thread::Result<Result<PodLink, Error>>,
+}
+
+/// The journal header: the attachment, the VF and the snapshot.
+fn journal_header<P: Platform>(
+    plat: &P,
+    pod: &Pod<P::T>,
+    loc: &VfLocation,
+    prep: &Prepared,
+    p: &AddParams<'_>,
+) -> Header {
+    Header {
         kind: KIND.to_owned(),
         schema_version: SCHEMA_VERSION,
         boot_id: plat.boot_id(),
@@ -112,21 +167,7 @@ pub fn add<P: Platform>(
         mode: prep.mode,
         snapshot: prep.snapshot.clone(),
         applied: SettingsRecord::new(&p.settings, p.mtu),
-    };
-    let mut tx = Tx { writer: state.create(&header)?, undos: Vec::new() };
-    info!(mode = ?prep.mode, journal = %tx.writer.path().display(), "snapshot journaled");
-
-    let mut step = "journal";
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        steps(plat, &mut pod, &prep, &header, p, &mut tx, &mut step)
-    }));
-    let error = match outcome {
-        Ok(Ok(result)) => return Ok(result),
-        Ok(Err(e)) => e,
-        Err(payload) => Error::Panic { step: step.to_owned(), message: panic_message(&payload) },
-    };
-    warn!(step, error = %crate::error::chain(&error), "ADD failed; rolling back");
-    Err(rollback(plat, state, &header, tx.undos, pod, error))
+    }
 }
 
 fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
@@ -156,6 +197,7 @@ impl Tx {
 #[derive(Debug, Clone)]
 struct Prepared {
     mode: Mode,
+    pf: PciAddr,
     pf_name: String,
     pf_index: u32,
     snapshot: Snapshot,
@@ -290,7 +332,7 @@ fn prepare<P: Platform>(
             })
         }
     };
-    Ok(Prepared { mode, pf_name, pf_index, snapshot: Snapshot { pf_side, netdev } })
+    Ok(Prepared { mode, pf: loc.pf, pf_name, pf_index, snapshot: Snapshot { pf_side, netdev } })
 }
 
 /// The netlink config for `settings` on VF `vf`.
@@ -371,8 +413,16 @@ fn vf_setting_error<P: Platform>(
     }
 }
 
-/// Steps 4–8; every change is preceded by its undo in the journal.
-fn steps<P: Platform>(
+/// The VF netdev in the pod after [`pod_steps`] (netdev mode).
+#[derive(Debug, Clone, Copy, Default)]
+struct PodLink {
+    index: Option<u32>,
+    mac: Option<Mac>,
+    mtu: Option<u32>,
+}
+
+/// Steps 4–7, inside the pod netns; every change is preceded by its undo in the journal.
+fn pod_steps<P: Platform>(
     plat: &mut P,
     pod: &mut Pod<P::T>,
     prep: &Prepared,
@@ -380,7 +430,7 @@ fn steps<P: Platform>(
     p: &AddParams<'_>,
     tx: &mut Tx,
     step: &mut &'static str,
-) -> Result<CniResult, Error> {
+) -> Result<PodLink, Error> {
     failpoint::hit("add:journal-written")?;
     let vf_index = header.vf.vf_index;
 
@@ -396,9 +446,7 @@ fn steps<P: Platform>(
         failpoint::hit("add:vf-settings-applied")?;
     }
 
-    let mut link_index = None;
-    let mut link_mac = None;
-    let mut link_mtu = None;
+    let mut out = PodLink::default();
     if let Some(nd) = &prep.snapshot.netdev {
         if !nd.altnames.is_empty() {
             *step = "altnames";
@@ -429,8 +477,8 @@ fn steps<P: Platform>(
             .get_link(p.ifname)
             .map_err(|e| Error::kernel(format!("look up {} in the pod", p.ifname), e))?;
         let idx = link.index;
-        link_mac = link.mac;
-        link_mtu = link.mtu;
+        out.mac = link.mac;
+        out.mtu = link.mtu;
 
         if let Some(mac) = p.settings.mac
             && link.mac != Some(mac)
@@ -440,7 +488,7 @@ fn steps<P: Platform>(
                 tx.record("set the netdev MAC", Undo::RestoreMac { mac: orig })?;
             }
             set_mac_retrying(&mut pod.nl, idx, mac, p.ifname)?;
-            link_mac = Some(mac);
+            out.mac = Some(mac);
             failpoint::hit("add:mac-set")?;
         }
         if let Some(mtu) = p.mtu
@@ -453,7 +501,7 @@ fn steps<P: Platform>(
             pod.nl
                 .set_mtu(idx, mtu)
                 .map_err(|e| Error::kernel(format!("set mtu {mtu} on {}", p.ifname), e))?;
-            link_mtu = Some(mtu);
+            out.mtu = Some(mtu);
             failpoint::hit("add:mtu-set")?;
         }
 
@@ -469,9 +517,21 @@ fn steps<P: Platform>(
         }
         pod.nl.set_up(idx).map_err(|e| Error::kernel(format!("set {} up", p.ifname), e))?;
         failpoint::hit("add:up")?;
-        link_index = Some(idx);
+        out.index = Some(idx);
     }
+    Ok(out)
+}
 
+/// Steps 8–9 and the result, on the calling thread (IPAM must run in the runtime's netns).
+fn host_steps<P: Platform>(
+    plat: &mut P,
+    pod: &mut Pod<P::T>,
+    prep: &Prepared,
+    p: &AddParams<'_>,
+    tx: &mut Tx,
+    step: &mut &'static str,
+    link: PodLink,
+) -> Result<CniResult, Error> {
     let ipam_result = match &p.ipam {
         None => None,
         Some(call) => {
@@ -491,14 +551,26 @@ fn steps<P: Platform>(
         }
     };
 
-    if let (Some(idx), Some(ipam)) = (link_index, &ipam_result) {
+    if let (Some(idx), Some(ipam)) = (link.index, &ipam_result) {
         *step = "addresses";
-        let ips = configure(plat, pod, idx, p.ifname, ipam)?;
+        let ips = if ipam.ips.iter().any(|ip| !ip.address.is_ipv4()) {
+            // IPv6 needs two sysctls first: one netns entry for them and the addresses.
+            plat.in_pod(pod, |plat, pod| configure(plat, pod, idx, p.ifname, ipam))
+                .map_err(|e| Error::kernel(format!("enter {}", p.netns.display()), e))??
+        } else {
+            configure(plat, pod, idx, p.ifname, ipam)?
+        };
         failpoint::hit("add:addresses")?;
         if let Err(e) = plat.announce(&pod.netns, p.ifname, &ips) {
             // The kernel's arp_notify covers later changes; a lost announcement is not fatal.
             debug!(error = %crate::error::chain(&e), "announcement not sent");
         }
+    }
+
+    if let Some(path) = &p.device_info {
+        *step = "device info";
+        write_device_info(path, p.device, prep.pf, tx)?;
+        failpoint::hit("add:device-info")?;
     }
 
     *step = "complete";
@@ -510,7 +582,7 @@ fn steps<P: Platform>(
         .with_sandbox(p.netns.display().to_string())
         .with_pci_id(p.device.to_string());
     let mac = match prep.mode {
-        Mode::Netdev => link_mac,
+        Mode::Netdev => link.mac,
         Mode::Userspace => p
             .settings
             .mac
@@ -520,7 +592,7 @@ fn steps<P: Platform>(
     if let Some(mac) = mac {
         iface = iface.with_mac(to_spec_mac(mac));
     }
-    if let Some(mtu) = link_mtu {
+    if let Some(mtu) = link.mtu {
         iface = iface.with_mtu(mtu);
     }
     let index = result.push_interface(iface);
@@ -529,6 +601,20 @@ fn steps<P: Platform>(
     }
     info!(ifname = p.ifname, "attached");
     Ok(result)
+}
+
+/// Writes the device-information file unless one is already there (Multus copied the device
+/// plugin's); its removal is journaled first.
+fn write_device_info(path: &Path, vf: PciAddr, pf: PciAddr, tx: &mut Tx) -> Result<(), Error> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        debug!(path = %path.display(), "device-info file already present; left as it is");
+        return Ok(());
+    }
+    tx.record("write the device-info file", Undo::RemoveDeviceInfo { path: path.to_owned() })?;
+    crate::devinfo::save_new(path, &crate::devinfo::for_vf(vf, pf))
+        .map_err(|source| Error::DeviceInfo { op: "write", path: path.to_owned(), source })?;
+    debug!(path = %path.display(), "device-info file written");
+    Ok(())
 }
 
 fn set_mac_retrying<T: sriov_netlink::Transport>(

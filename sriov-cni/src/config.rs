@@ -2,8 +2,8 @@
 //!
 //! The keys are those of the Go sriov-cni (`deviceID`, `vlan`, `vlanQoS`, `vlanProto`, `mac`,
 //! `spoofchk`, `trust`, `link_state`, `min_tx_rate`, `max_tx_rate`, `logLevel`, `logFile`) plus
-//! `pciBusID` (an alias of `deviceID`, as newer Multus versions inject it), `mtu`, `stateDir` and
-//! `perPfLock`. Every value is read as plain JSON and checked here, so a bad value is always a
+//! `pciBusID` (an alias of `deviceID`, as newer Multus versions inject it), `mtu`, `stateDir`,
+//! `perPfLock` and `deviceInfoDir`. Every value is read as plain JSON and checked here, so a bad value is always a
 //! code-7 error naming the key, never a generic decode error. After [`SriovConf::validate`] no
 //! code looks at a string again.
 
@@ -75,6 +75,9 @@ pub struct RawConf {
     /// `perPfLock`.
     #[serde(rename = "perPfLock", default)]
     pub per_pf_lock: Option<Value>,
+    /// `deviceInfoDir`.
+    #[serde(rename = "deviceInfoDir", default)]
+    pub device_info_dir: Option<Value>,
 }
 
 /// The VF settings applied through the PF; `None` leaves a setting as it is.
@@ -130,6 +133,8 @@ pub struct SriovConf {
     pub state_dir: Option<PathBuf>,
     /// Serialize operations per PF.
     pub per_pf_lock: bool,
+    /// Base directory of device-information files, if configured.
+    pub device_info_dir: Option<PathBuf>,
 }
 
 fn bad(key: &str, value: &Value, reason: impl std::fmt::Display) -> CniError {
@@ -319,6 +324,7 @@ impl SriovConf {
         };
         let log = LogSettings { level, file: absolute_path("logFile", &raw.log_file)? };
         let state_dir = absolute_path("stateDir", &raw.state_dir)?;
+        let device_info_dir = absolute_path("deviceInfoDir", &raw.device_info_dir)?;
         let per_pf_lock = match present(&raw.per_pf_lock) {
             None => false,
             Some(Value::Bool(b)) => *b,
@@ -332,6 +338,7 @@ impl SriovConf {
             log,
             state_dir,
             per_pf_lock,
+            device_info_dir,
         })
     }
 

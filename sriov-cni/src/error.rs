@@ -3,7 +3,7 @@
 //! | code | when |
 //! |---|---|
 //! | 4 | `CNI_NETNS` is not a usable netns, or `CNI_IFNAME` already exists in it |
-//! | 5 | the state directory cannot be used |
+//! | 5 | the state directory or the device-info file cannot be used |
 //! | 7 | invalid configuration (names the key), including `mtu` above the PF's and a `deviceID` that is not a VF |
 //! | 11 | the VF is held by another live pod, or a restore must be retried |
 //! | 100 | a kernel operation failed (the message names it) |
@@ -161,6 +161,17 @@ pub enum Error {
         /// The panic payload.
         message: String,
     },
+    /// The device-information file could not be written or removed.
+    #[error("cannot {op} device-info file {}", path.display())]
+    DeviceInfo {
+        /// `write` or `remove`.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// An injected fault (tests).
     #[error("failpoint {0} triggered")]
     Failpoint(String),
@@ -194,6 +205,7 @@ impl Error {
             Error::Mismatch { .. } => CHECK_MISMATCH,
             Error::RollbackIncomplete { error, .. } => error.code(),
             Error::Panic { .. } => ErrorCode::INTERNAL,
+            Error::DeviceInfo { .. } => ErrorCode::IO_FAILURE,
             Error::Failpoint(_) => KERNEL_FAILURE,
         }
     }

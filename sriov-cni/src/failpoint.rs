@@ -29,6 +29,7 @@ pub const ADD_STEPS: &[&str] = &[
     "add:up",
     "add:ipam",
     "add:addresses",
+    "add:device-info",
     "add:complete",
 ];
 

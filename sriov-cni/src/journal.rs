@@ -351,6 +351,11 @@ pub enum Undo {
     },
     /// Release the IPAM allocation.
     IpamDel(IpamCall),
+    /// Remove the device-information file `ADD` wrote.
+    RemoveDeviceInfo {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 impl Undo {
@@ -363,6 +368,7 @@ impl Undo {
             Undo::RestoreMac { .. } => "restore mac",
             Undo::RestoreMtu { .. } => "restore mtu",
             Undo::IpamDel(_) => "ipam del",
+            Undo::RemoveDeviceInfo { .. } => "remove device-info file",
         }
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! - [`config`]: configuration keys (compatible with the Go sriov-cni), validated once;
 //! - [`add`], [`del`], [`check`]: the operations; [`plugin`] wires them to the CNI runner;
+//! - [`devinfo`]: the NPWG device-information file Multus reads;
 //! - [`system`]: the seams to the kernel (sysfs root, netlink, pod netns), replaced by fakes in
 //!   tests;
 //! - [`failpoint`]: fault injection between steps (feature `failpoints`).
@@ -17,6 +18,7 @@ pub mod add;
 pub mod check;
 pub mod config;
 pub mod del;
+pub mod devinfo;
 pub mod error;
 pub mod failpoint;
 pub mod ipam;

@@ -76,8 +76,33 @@ fn lenient(config: &NetConf<RawConf>) -> SriovConf {
                 log: log_settings(&config.plugin),
                 state_dir: None,
                 per_pf_lock: false,
+                device_info_dir: None,
             })
         }
+    }
+}
+
+/// The device-information file of this attachment: `runtimeConfig.CNIDeviceInfoFile` (what
+/// Multus passes), else `<deviceInfoDir>/cni/<network>-<containerID>_<ifname>`.
+fn device_info_path(
+    config: &NetConf<RawConf>,
+    conf: &SriovConf,
+    container_id: &str,
+    ifname: &str,
+) -> Result<PathBuf, CniError> {
+    match &config.runtime_config.cni_device_info_file {
+        Some(p) if p.is_absolute() => Ok(p.clone()),
+        Some(p) => Err(CniError::invalid_config(
+            "runtimeConfig.CNIDeviceInfoFile",
+            format_args!("\"{}\"", p.display()),
+            "must be an absolute path",
+        )),
+        None => Ok(crate::devinfo::default_path(
+            &crate::devinfo::base_dir(conf.device_info_dir.as_deref()),
+            &config.name,
+            container_id,
+            ifname,
+        )),
     }
 }
 
@@ -97,6 +122,7 @@ impl Plugin for SriovPlugin {
         let device = conf.require_device()?;
         let mut settings = conf.vf;
         settings.mac = effective_mac(&req.config, &req.args, conf.vf.mac)?;
+        let device_info = device_info_path(&req.config, &conf, &req.container_id, &req.ifname)?;
         let root = state_dir(conf.state_dir.as_deref());
         let state = StateDir::open(&root).map_err(|e| crate::error::Error::from(e).to_cni())?;
         let mut plat = self.platform()?;
@@ -112,6 +138,7 @@ impl Plugin for SriovPlugin {
             per_pf_lock: conf.per_pf_lock,
             ipam: ipam_call(&req.config, req.stdin(), &req.args, &req.cni_path),
             prev_result: req.config.prev_result.clone(),
+            device_info: Some(device_info),
         };
         add(&mut plat, &state, &params).map_err(|e| e.to_cni())
     }

@@ -109,6 +109,14 @@ impl<'a, P: Platform> Restorer<'a, P> {
                 IpamPolicy::Skip => Ok(()),
             };
         }
+        if let Undo::RemoveDeviceInfo { path } = u {
+            // A file, not kernel state: removed whatever the boot.
+            return crate::devinfo::remove(path).map_err(|source| Error::DeviceInfo {
+                op: "remove",
+                path: path.clone(),
+                source,
+            });
+        }
         if !self.same_boot {
             // The kernel state this journal describes did not survive the reboot.
             return Ok(());
@@ -131,7 +139,7 @@ impl<'a, P: Platform> Restorer<'a, P> {
                 nl.set_mtu(idx, *mtu)
                     .map_err(|e| Error::kernel(format!("restore mtu {mtu} on {}", l.name), e))
             }),
-            Undo::IpamDel(_) => Ok(()),
+            Undo::IpamDel(_) | Undo::RemoveDeviceInfo { .. } => Ok(()),
         }
     }
 

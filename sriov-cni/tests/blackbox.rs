@@ -108,6 +108,43 @@ fn add_check_del_in_every_spec_version_with_host_local() {
 }
 
 #[test]
+fn dual_stack_static_ipam_enables_ipv6_inside_the_pod() {
+    if skip_unless_root() || !have_reference_plugins() {
+        return;
+    }
+    let node = Node::new(2);
+    let pod = node.pod();
+    // The pod's default disables IPv6, so the VF arrives with disable_ipv6 = 1 and the plugin
+    // must turn it on (from its one netns entry for the IPv6 sysctls and addresses).
+    sriov_netlink::write_sysctl_in(pod.netns(), "net/ipv6/conf/default/disable_ipv6", "1").unwrap();
+    let ipam = json!({"type": "static", "addresses": [{"address": "2001:db8::5/64"},
+                                                      {"address": "192.0.2.5/24"}]});
+    let conf = node.conf("1.0.0", 1, json!({"ipam": ipam}));
+    let call = Call::new("ADD", "dual", Some(pod.path()));
+    let res = node.run(&call, &conf).must().json();
+    assert_eq!(res["ips"].as_array().map(Vec::len), Some(2), "{res}");
+    let sysctl = |k: &str| sriov_netlink::read_sysctl_in(pod.netns(), k).unwrap();
+    assert_eq!(sysctl("net/ipv6/conf/net1/disable_ipv6"), "0");
+    assert_eq!(sysctl("net/ipv6/conf/net1/optimistic_dad"), "1");
+    assert_eq!(sysctl("net/ipv4/conf/net1/arp_notify"), "1");
+    assert_eq!(sysctl("net/ipv6/conf/net1/ndisc_notify"), "1");
+    let mut nl = nl_in(&pod);
+    let idx = nl.get_link("net1").unwrap().index;
+    let addrs: Vec<String> = nl
+        .list_addresses(Some(idx.into()), None)
+        .unwrap()
+        .iter()
+        .map(|a| a.prefix.to_string())
+        .collect();
+    for want in ["2001:db8::5/64", "192.0.2.5/24"] {
+        assert!(addrs.iter().any(|a| a == want), "{want} missing: {addrs:?}");
+    }
+    node.run(&call.with_command("DEL"), &conf).must();
+    assert!(node.vf_link(1).is_some(), "VF home");
+    assert_eq!(node.journals(), Vec::<String>::new());
+}
+
+#[test]
 fn static_ipam_and_mac_in_result_and_checks_fail_on_drift() {
     if skip_unless_root() || !have_reference_plugins() {
         return;
@@ -351,6 +388,82 @@ fn gc_restores_attachments_missing_from_the_valid_list() {
     }
     assert!(link_in(&pods[0], "net1").is_none());
     assert!(link_in(&pods[1], "net1").is_some(), "the valid attachment is untouched");
+    assert_eq!(node.devinfo_files(), vec!["sriov-test-gc1_net1".to_owned()]);
+}
+
+#[test]
+fn device_info_file_is_written_on_add_and_removed_on_del() {
+    use std::os::unix::fs::PermissionsExt;
+    if skip_unless_root() {
+        return;
+    }
+    let node = Node::new(2);
+    let pod = node.pod();
+    // Kernel (netdev) mode, at the default name under the configured base directory.
+    let conf = node.conf("1.0.0", 1, json!({}));
+    let call = Call::new("ADD", "devinfo", Some(pod.path()));
+    node.run(&call, &conf).must();
+    let file = node.devinfo_file("devinfo", "net1");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(
+        doc,
+        json!({"type": "pci", "version": "1.1.0",
+               "pci": {"pci-address": vf_pci(1), "pf-pci-address": PF_PCI}})
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o444, "read-only, as the Go library writes it");
+    let journal = std::fs::read_to_string(
+        node.state_dir().join("journal").join(format!("{}.jsonl", vf_pci(1))),
+    )
+    .unwrap();
+    assert!(journal.contains("removeDeviceInfo"), "its removal is journaled: {journal}");
+    node.run(&call.with_command("DEL"), &conf).must();
+    assert!(!file.exists(), "removed by DEL");
+    assert_eq!(node.devinfo_files(), Vec::<String>::new());
+
+    // Multus passes the path; the file does not exist yet: written there, removed by DEL.
+    let multus = node.tmp.path().join("multus/devinfo/cni/sriov-test-m1_net1");
+    let mut with_path = conf.clone();
+    with_path["runtimeConfig"] = json!({"CNIDeviceInfoFile": multus});
+    let m1 = Call::new("ADD", "m1", Some(pod.path()));
+    node.run(&m1, &with_path).must();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&multus).unwrap()).unwrap();
+    assert_eq!(doc["pci"]["pci-address"], json!(vf_pci(1)));
+    assert_eq!(node.devinfo_files(), Vec::<String>::new(), "only the given path is written");
+    node.run(&m1.with_command("DEL"), &with_path).must();
+    assert!(!multus.exists());
+
+    // Multus already copied the device plugin's file there: left alone by ADD and DEL.
+    let dp = r#"{"type":"pci","version":"1.0.0","pci":{"pci-address":"0000:3b:02.1","rdma-device":"mlx5_9"}}"#;
+    std::fs::write(&multus, dp).unwrap();
+    node.run(&m1, &with_path).must();
+    assert_eq!(std::fs::read_to_string(&multus).unwrap(), dp);
+    node.run(&m1.with_command("DEL"), &with_path).must();
+    assert_eq!(std::fs::read_to_string(&multus).unwrap(), dp, "not ours to remove");
+
+    // Userspace (DPDK) mode writes it too.
+    let paths = sriov_host::HostPaths::new(node.sysfs(), node.sim.dev_root());
+    sriov_host::provision::bind_driver(
+        &paths,
+        vf_pci(0).parse().unwrap(),
+        &sriov_host::provision::DriverTarget::Named("vfio-pci".into()),
+    )
+    .unwrap();
+    let dpdk = node.conf("1.0.0", 0, json!({}));
+    let d = Call::new("ADD", "dpdk", Some(pod.path()));
+    node.run(&d, &dpdk).must();
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(node.devinfo_file("dpdk", "net1")).unwrap()).unwrap();
+    assert_eq!(doc["pci"]["pci-address"], json!(vf_pci(0)));
+    node.run(&d.with_command("DEL"), &dpdk).must();
+    assert_eq!(node.devinfo_files(), Vec::<String>::new());
+
+    // A relative runtimeConfig path is a configuration error, before anything changes.
+    let mut rel = conf.clone();
+    rel["runtimeConfig"] = json!({"CNIDeviceInfoFile": "devinfo/x"});
+    let r = node.run(&Call::new("ADD", "rel", Some(pod.path())), &rel);
+    assert_eq!(r.error_code(), 7, "{r:#?}");
+    assert!(node.vf_link(1).is_some(), "nothing moved");
 }
 
 #[test]

@@ -54,6 +54,7 @@ impl Env {
             per_pf_lock: false,
             ipam: None,
             prev_result: None,
+            device_info: None,
         }
     }
 
@@ -195,6 +196,37 @@ fn add_without_settings_sends_no_vf_message_and_del_restores_everything() {
     // DEL twice: nothing to do, nothing sent.
     del(&mut p, env.root(), &env.del_params(Some(1))).unwrap();
     assert_eq!(p.take(), Vec::<String>::new());
+}
+
+#[test]
+fn device_info_file_is_journaled_before_it_is_written_and_removed_by_del() {
+    let env = Env::new();
+    let mut p = env.plat();
+    let file = env._tmp.path().join("devinfo/cni/sriov-net-c0ffee_net1");
+    script_prepare_plain(&p);
+    p.reply(ack()).reply(link(10, "net1", VF1_MAC, 1500, false, &[])).reply(ack());
+    let params =
+        AddParams { device_info: Some(file.clone()), ..env.params(1, VfSettings::default(), None) };
+    add(&mut p, &env.state, &params).unwrap();
+    let info = cni_spec::DeviceInfo::load(&file).unwrap();
+    let pci = info.pci.unwrap();
+    assert_eq!(
+        (pci.pci_address.as_str(), pci.pf_pci_address.as_deref()),
+        ("0000:3b:02.1", Some(PF))
+    );
+    let j = env.journal_of(1).unwrap();
+    assert_eq!(j.undo_log().last(), Some(&Undo::RemoveDeviceInfo { path: file.clone() }));
+    assert!(j.is_complete());
+    p.take();
+
+    p.reply(link(10, "net1", VF1_MAC, 1500, true, &[]))
+        .reply(errno(ENODEV))
+        .reply(ack())
+        .reply(link(10, "ens1f0v1", VF1_MAC, 1500, false, &[]))
+        .reply(ack());
+    del(&mut p, env.root(), &env.del_params(Some(1))).unwrap();
+    assert!(!file.exists(), "removed by DEL");
+    assert!(env.journal_of(1).is_none());
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Fault injection at every step of ADD and DEL, in the built binary (tests build it with the
 //! `failpoints` feature): an error or a panic is rolled back by ADD itself; a `kill -9` leaves
 //! the journal, and the next DEL restores the VF to the node with its original name, MAC, MTU,
-//! state and altnames, and releases the address. Needs root (skips otherwise).
+//! state and altnames, and releases the address and the device-info file. Needs root (skips otherwise).
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -23,6 +23,7 @@ const REACHED: &[&str] = &[
     "add:up",
     "add:ipam",
     "add:addresses",
+    "add:device-info",
     "add:complete",
 ];
 
@@ -61,6 +62,7 @@ fn assert_home(node: &Node, before: &Home, what: &str) {
     assert_eq!(home(node, 1).as_ref(), Some(before), "{what}: VF not restored");
     assert_eq!(node.journals(), Vec::<String>::new(), "{what}: journal left");
     assert_eq!(node.leases(), Vec::<String>::new(), "{what}: address leaked");
+    assert_eq!(node.devinfo_files(), Vec::<String>::new(), "{what}: device-info file left");
 }
 
 /// Steps only reached when a PF-side setting succeeds, which a veth "PF" never lets happen.

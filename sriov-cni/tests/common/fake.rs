@@ -168,6 +168,20 @@ impl Platform for FakePlatform {
         Ok(Pod { netns: Netns::current().unwrap(), nl: Netlink::new(self.fake.clone()) })
     }
 
+    fn open_pod_netns(&mut self, path: &Path) -> Result<Netns, PodError> {
+        self.open_pod(path).map(|pod| pod.netns)
+    }
+
+    fn enter_pod<R, F>(&mut self, netns: Netns, f: F) -> Result<(Pod<FakeTransport>, R), PodError>
+    where
+        R: Send,
+        F: FnOnce(&mut Self, &mut Pod<FakeTransport>) -> R + Send,
+    {
+        let mut pod = Pod { netns, nl: Netlink::new(self.fake.clone()) };
+        let r = f(self, &mut pod);
+        Ok((pod, r))
+    }
+
     fn write_sysctl(
         &mut self,
         _pod: &Netns,

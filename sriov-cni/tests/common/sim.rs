@@ -158,6 +158,30 @@ impl Node {
         self.tmp.path().join("state")
     }
 
+    /// The device-information base directory the tests pass as `deviceInfoDir` (never the
+    /// host's /var/run).
+    pub fn devinfo_dir(&self) -> PathBuf {
+        self.tmp.path().join("devinfo")
+    }
+
+    /// The device-information file of an attachment with the default name.
+    pub fn devinfo_file(&self, container_id: &str, ifname: &str) -> PathBuf {
+        self.devinfo_dir().join("cni").join(format!("sriov-test-{container_id}_{ifname}"))
+    }
+
+    /// Device-information files under [`Node::devinfo_dir`]`/cni`.
+    pub fn devinfo_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.devinfo_dir().join("cni"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     /// host-local's data directory.
     pub fn ipam_dir(&self) -> PathBuf {
         self.tmp.path().join("ipam")
@@ -176,6 +200,7 @@ impl Node {
             "type": "sriov",
             "deviceID": vf_pci(vf),
             "stateDir": self.state_dir(),
+            "deviceInfoDir": self.devinfo_dir(),
             "logLevel": "debug",
         });
         if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
