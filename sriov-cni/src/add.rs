@@ -404,7 +404,7 @@ fn vf_setting_error<P: Platform>(
         .or_else(|| attrs.first().copied())
         .unwrap_or(VfAttr::Mac);
     Error::VfSetting {
-        key: VfSettings::key_of(failed),
+        key: s.key_of(failed),
         value: value_of(s, failed),
         pf: prep.pf_name.clone(),
         vf_index,
@@ -487,7 +487,9 @@ fn pod_steps<P: Platform>(
             if let Some(orig) = nd.mac.or(link.mac) {
                 tx.record("set the netdev MAC", Undo::RestoreMac { mac: orig })?;
             }
-            set_mac_retrying(&mut pod.nl, idx, mac, p.ifname)?;
+            set_mac_retrying(&mut pod.nl, idx, mac, p.ifname)
+                // Just moved, so down.
+                .or_else(|e| reload_admin_mac(&mut pod.nl, idx, mac, p.ifname, false, e))?;
             out.mac = Some(mac);
             failpoint::hit("add:mac-set")?;
         }
@@ -640,10 +642,44 @@ fn set_mac_retrying<T: sriov_netlink::Transport>(
     }
 }
 
+/// When the VF driver refuses a netdev MAC change because the PF has an administrative MAC set
+/// (igb refuses any MAC change an untrusted VF asks for then, with EADDRNOTAVAIL, and tells the
+/// VF to "reload"), and that administrative MAC is the one wanted: cycle the netdev's admin
+/// state once (down/up if it is up, up/down if not), which resets the VF and makes its driver
+/// load the administrative MAC from the PF. Success only if the netdev then has `mac`;
+/// otherwise the original error stands. Used by `ADD` (after setting the administrative MAC)
+/// and by `DEL` (after restoring it, PF side first).
+pub(crate) fn reload_admin_mac<T: sriov_netlink::Transport>(
+    nl: &mut sriov_netlink::Netlink<T>,
+    idx: u32,
+    mac: Mac,
+    ifname: &str,
+    was_up: bool,
+    refused: Error,
+) -> Result<(), Error> {
+    let Error::Kernel { source, .. } = &refused else { return Err(refused) };
+    if source.errno() != Some(libc_errno::EADDRNOTAVAIL) {
+        return Err(refused);
+    }
+    debug!(ifname, %mac, "VF driver refused the MAC change; resetting the VF to load the PF's");
+    let cycle = |nl: &mut sriov_netlink::Netlink<T>, up: bool| {
+        let r = if up { nl.set_up(idx) } else { nl.set_down(idx) };
+        let state = if up { "up" } else { "down" };
+        r.map_err(|e| Error::kernel(format!("set {ifname} {state} to reset the VF"), e))
+    };
+    cycle(nl, !was_up)?;
+    cycle(nl, was_up)?;
+    match nl.get_link(idx) {
+        Ok(l) if l.mac == Some(mac) => Ok(()),
+        _ => Err(refused),
+    }
+}
+
 /// The errno values this module reacts to (this crate has no libc dependency).
 mod libc_errno {
     pub const EAGAIN: i32 = 11;
     pub const EBUSY: i32 = 16;
+    pub const EADDRNOTAVAIL: i32 = 99;
 }
 
 /// Adds the IPAM addresses and routes to the pod interface; returns the addresses to announce.

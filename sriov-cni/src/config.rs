@@ -103,13 +103,18 @@ impl VfSettings {
         *self == VfSettings::default()
     }
 
-    /// The configuration key a VF attribute comes from (for error messages).
-    pub fn key_of(attr: sriov_netlink::VfAttr) -> &'static str {
+    /// The configuration key a VF attribute comes from (for error messages). Both rates travel
+    /// in one attribute, so a rejected rate names the keys that are set.
+    pub fn key_of(&self, attr: sriov_netlink::VfAttr) -> &'static str {
         use sriov_netlink::VfAttr;
         match attr {
             VfAttr::Mac => "mac",
             VfAttr::Vlan => "vlan",
-            VfAttr::Rate => "max_tx_rate",
+            VfAttr::Rate => match self.rate.map(|r| (r.min_mbps(), r.max_mbps())) {
+                Some((min, 0)) if min > 0 => "min_tx_rate",
+                Some((min, _)) if min > 0 => "min_tx_rate/max_tx_rate",
+                _ => "max_tx_rate",
+            },
             VfAttr::SpoofChk => "spoofchk",
             VfAttr::LinkState => "link_state",
             VfAttr::Trust => "trust",
@@ -450,6 +455,15 @@ mod tests {
         let e = c.require_device().unwrap_err();
         assert_eq!(e.code().get(), 7);
         assert!(e.details().starts_with("deviceID = "), "{}", e.details());
+    }
+
+    #[test]
+    fn a_rejected_rate_names_the_keys_that_are_set() {
+        let key = |v| ok(v).vf.key_of(sriov_netlink::VfAttr::Rate);
+        assert_eq!(key(json!({"min_tx_rate": 10})), "min_tx_rate");
+        assert_eq!(key(json!({"max_tx_rate": 10})), "max_tx_rate");
+        assert_eq!(key(json!({"min_tx_rate": 0, "max_tx_rate": 10})), "max_tx_rate");
+        assert_eq!(key(json!({"min_tx_rate": 5, "max_tx_rate": 10})), "min_tx_rate/max_tx_rate");
     }
 
     #[test]

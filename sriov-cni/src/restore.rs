@@ -83,22 +83,24 @@ impl<'a, P: Platform> Restorer<'a, P> {
         self.pod.is_some()
     }
 
-    /// Replays `undos` newest first. Returns the entries that failed (in their original order)
-    /// with their errors; empty means fully restored.
+    /// Replays `undos` newest first, except that the PF-side restore runs before any undo on the
+    /// VF netdev (see [`replay_order`]). Returns the entries that failed (in their original
+    /// order) with their errors; empty means fully restored.
     pub fn replay(&mut self, undos: &[Undo]) -> Vec<(Undo, Error)> {
         let mut failed = Vec::new();
-        for u in undos.iter().rev() {
+        for i in replay_order(undos) {
+            let u = &undos[i];
             let r = failpoint::hit("del:undo").and_then(|()| self.undo(u));
             match r {
                 Ok(()) => debug!(undo = u.name(), "undone"),
                 Err(e) => {
                     warn!(undo = u.name(), error = %crate::error::chain(&e), "undo failed; kept for a retry");
-                    failed.push((u.clone(), e));
+                    failed.push((i, u.clone(), e));
                 }
             }
         }
-        failed.reverse();
-        failed
+        failed.sort_by_key(|(i, _, _)| *i);
+        failed.into_iter().map(|(_, u, e)| (u, e)).collect()
     }
 
     /// Runs one undo.
@@ -131,6 +133,11 @@ impl<'a, P: Platform> Restorer<'a, P> {
                 }
                 nl.set_mac(idx, *mac)
                     .map_err(|e| Error::kernel(format!("restore mac {mac} on {}", l.name), e))
+                    // The PF-side restore (done first) may have put this MAC back as the
+                    // administrative one, which some drivers then only apply on a VF reset.
+                    .or_else(|e| {
+                        crate::add::reload_admin_mac(nl, idx, *mac, &l.name, l.is_up(), e)
+                    })
             }),
             Undo::RestoreMtu { mtu } => self.restore_link(|nl, idx, l| {
                 if l.mtu == Some(*mtu) {
@@ -199,7 +206,7 @@ impl<'a, P: Platform> Restorer<'a, P> {
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(Error::kernel(format!("look up ifindex {idx}"), e)),
         };
-        gone_ok(f(nl, idx, &link))
+        link_gone_ok(f(nl, idx, &link))
     }
 
     fn restore_vf(&mut self) -> Result<(), Error> {
@@ -393,6 +400,49 @@ fn open_same_pod<P: Platform>(
 }
 
 /// "Already gone" is success.
+/// The order to undo in: newest first, but the PF-side restore ([`Undo::RestoreVf`], recorded
+/// first) is moved ahead of the undos that touch the VF netdev (MTU, MAC, move back, altnames).
+/// Some PF drivers refuse a VF's own MAC change while an administrative MAC is set through the PF
+/// (igb: "VF attempted to override administratively set MAC address"), so the administrative MAC
+/// must be cleared before the netdev MAC is restored; the Go plugin resets the VF config before
+/// releasing the netdev for the same reason.
+fn replay_order(undos: &[Undo]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..undos.len()).rev().collect();
+    let touches_netdev = |u: &Undo| {
+        matches!(
+            u,
+            Undo::RestoreMtu { .. }
+                | Undo::RestoreMac { .. }
+                | Undo::MoveBack
+                | Undo::RestoreAltnames { .. }
+        )
+    };
+    if let Some(vf_at) = order.iter().position(|&i| matches!(undos[i], Undo::RestoreVf))
+        && let Some(first_netdev) = order.iter().position(|&i| touches_netdev(&undos[i]))
+        && first_netdev < vf_at
+    {
+        let vf = order.remove(vf_at);
+        order.insert(first_netdev, vf);
+    }
+    order
+}
+
+/// Like [`gone_ok`] for a change of a link attribute: only a missing device counts as done.
+/// (`EADDRNOTAVAIL` is "already gone" for an address, but a refusal for a MAC change.)
+fn link_gone_ok(r: Result<(), Error>) -> Result<(), Error> {
+    const ENOENT: i32 = 2;
+    const ENODEV: i32 = 19;
+    match r {
+        Err(Error::Kernel { source, op })
+            if matches!(source.errno(), Some(ENOENT | ENODEV)) =>
+        {
+            debug!(op, "device gone");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 fn gone_ok(r: Result<(), Error>) -> Result<(), Error> {
     match r {
         Err(Error::Kernel { source, op }) if source.is_not_found() => {
@@ -453,6 +503,25 @@ mod tests {
             max_tx_rate: 0,
             rss_query_en: None,
         }
+    }
+
+    #[test]
+    fn pf_side_restore_runs_before_the_netdev_undos() {
+        let mac = sriov_netlink::Mac([2, 0, 0, 0, 0, 1]);
+        let ipam = || Undo::RemoveDeviceInfo { path: "/x".into() };
+        // As ADD records them: VF settings, altnames, move, MAC, MTU, then IPAM-level undos.
+        let undos = vec![
+            Undo::RestoreVf,
+            Undo::RestoreAltnames { names: vec![] },
+            Undo::MoveBack,
+            Undo::RestoreMac { mac },
+            Undo::RestoreMtu { mtu: 1500 },
+            ipam(),
+        ];
+        assert_eq!(replay_order(&undos), vec![5, 0, 4, 3, 2, 1]);
+        // Only VF settings (userspace mode) or nothing to hoist over: plain reverse order.
+        assert_eq!(replay_order(&[Undo::RestoreVf, ipam()]), vec![1, 0]);
+        assert_eq!(replay_order(&[Undo::MoveBack, Undo::RestoreMac { mac }]), vec![1, 0]);
     }
 
     #[test]

@@ -271,7 +271,7 @@ fn veth_like_pf_without_vf_list_fails_cleanly_naming_the_first_setting() {
 }
 
 #[test]
-fn failure_after_the_move_rolls_back_in_reverse_order() {
+fn failure_after_the_move_rolls_back_pf_side_first_then_in_reverse_order() {
     let env = Env::new();
     let mut p = env.plat();
     let before = vf_state(1, "00:00:00:00:00:00");
@@ -281,7 +281,14 @@ fn failure_after_the_move_rolls_back_in_reverse_order() {
         .reply(link(10, "net1", VF1_MAC, 1500, false, &[]))
         .reply(ack()) // mac
         .reply(errno(EINVAL)); // mtu refused
-    // Rollback, newest first. MTU (recorded before the refused step): found in the pod, unchanged.
+    // Rollback. VF settings first (the administrative MAC must be gone before the netdev MAC
+    // is restored): read what the PF has now, restore what differs.
+    let mut changed = before.clone();
+    changed.vlan = 100;
+    changed.mac = POD_MAC.parse().unwrap();
+    changed.spoofchk = Some(false);
+    p.reply(pf_link(9000, Some(&[changed]))).reply(ack());
+    // Then newest first. MTU (recorded before the refused step): found in the pod, unchanged.
     p.reply(link(10, "net1", POD_MAC, 1500, false, &[])).reply(link(
         10,
         "net1",
@@ -300,12 +307,6 @@ fn failure_after_the_move_rolls_back_in_reverse_order() {
         .reply(ack())
         .reply(link(10, "ens1f0v1", VF1_MAC, 1500, false, &[]))
         .reply(ack());
-    // VF settings: read what the PF has now, restore what differs.
-    let mut changed = before.clone();
-    changed.vlan = 100;
-    changed.mac = POD_MAC.parse().unwrap();
-    changed.spoofchk = Some(false);
-    p.reply(pf_link(9000, Some(&[changed]))).reply(ack());
 
     let err = add(&mut p, &env.state, &env.params(1, settings(), Some(9000))).unwrap_err();
     assert_eq!(err.to_cni().code().get(), 100);
@@ -315,6 +316,8 @@ fn failure_after_the_move_rolls_back_in_reverse_order() {
     assert_eq!(
         rollback,
         vec![
+            "getlink ifindex=0 name=ens1f0",
+            "newlink ifindex=4 vf=1[mac,vlan,spoofchk]",
             "getlink ifindex=0 name=net1",
             "getlink ifindex=10",
             "getlink ifindex=0 name=net1",
@@ -325,8 +328,6 @@ fn failure_after_the_move_rolls_back_in_reverse_order() {
             "newlink ifindex=10 netns name=ens1f0v1",
             "getlink ifindex=0 name=ens1f0v1",
             "newlink ifindex=10 up",
-            "getlink ifindex=0 name=ens1f0",
-            "newlink ifindex=4 vf=1[mac,vlan,spoofchk]",
         ]
     );
     assert_eq!(p.fake.unused_replies(), 0);

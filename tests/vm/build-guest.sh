@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the guest of the real-kernel SR-IOV test tier: a Debian kernel (booted as a PVH
-# `vmlinux`) and a small initramfs (busybox + bash + iproute2 + kmod + ethtool + pciutils + jq),
-# made from Debian packages only. Also installs QEMU >= 8.1 (bookworm-backports) when missing.
+# `vmlinux`) and a small initramfs (busybox + bash + iproute2 + kmod + ethtool + pciutils + jq,
+# and the CNI `static` IPAM plugin), made from Debian packages only. Also installs QEMU >= 8.1
+# (bookworm-backports) when missing.
 #
 # Usage: tests/vm/build-guest.sh [--cache DIR] [--kernel PKG[=VERSION]] [--refresh] [--quiet]
 #
@@ -26,6 +27,7 @@ USERLAND_PKGS=(
 	busybox-static bash iproute2 kmod ethtool pciutils pci.ids jq
 	libc6 libgcc-s1 libtinfo6 libbpf1 libelf1 zlib1g libmnl0 libbsd0 libmd0 libcap2
 	libxtables12 libjq1 libonig5 libpci3 libudev1 libkmod2 liblzma5 libzstd1 libssl3
+	containernetworking-plugins
 )
 
 # Modules in the guest (with their dependencies and softdeps, resolved by kmod).
@@ -49,7 +51,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,16p' "$SELF" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "$SELF" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 
@@ -413,6 +415,9 @@ build_initramfs() {
 	rm -rf "$root/usr/lib/x86_64-linux-gnu"/{gconv,engines-3,ossl-modules,tc,audit,perl*}
 	cp -a "$p/lib64/ld-linux-x86-64.so.2" "$root/usr/lib64/"
 	cp -a "$p/usr/share/misc/pci.ids" "$root/usr/share/misc/"
+	# The reference `static` IPAM plugin (Go, needs only libc), for CNI plugins' IPAM delegation.
+	mkdir -p "$root/usr/lib/cni"
+	cp -a "$p/usr/lib/cni/static" "$root/usr/lib/cni/"
 	cp -a "$p/etc/iproute2" "$root/etc/"
 	check_needed "$root"
 
