@@ -259,21 +259,158 @@ fn sim_create_and_destroy() {
     assert!(matches!(state, None | Some('Z')), "server {pid} still running: {state:?}");
 }
 
-#[test]
-fn demo_runs_and_cleans_up() {
-    need_root!();
-    let o = agent().arg("demo").output().unwrap();
-    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
-    let out = stdout(&o);
-    assert!(out.contains("refused: PF 0000:3b:00.0: cannot create 65 VFs"), "{out}");
-    assert!(out.contains("<userspace>") && out.contains("vfio-pci"), "{out}");
-    assert!(out.contains("namespace removed"), "{out}");
-    let leftovers: Vec<_> = std::fs::read_dir("/run/netns")
+/// Runs `sriov-agent demo` with `args`; returns its output and PID.
+fn demo(args: &[&str]) -> (Output, u32) {
+    let child = agent()
+        .arg("demo")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+/// Namespaces, mounts and files a demo run with this PID left behind.
+fn demo_leftovers(pid: u32) -> Vec<String> {
+    let mut left: Vec<String> = std::fs::read_dir("/run/netns")
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("sriov-demo-") && n.contains(&format!("-{pid}-")))
+                .map(|n| format!("netns {n}"))
                 .collect()
         })
         .unwrap_or_default();
-    assert!(!leftovers.iter().any(|n| n.starts_with("sriov-demo-")), "{leftovers:?}");
+    let dir = std::env::temp_dir().join(format!("sriov-demo-{pid}"));
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    left.extend(
+        mountinfo
+            .lines()
+            .filter(|l| l.contains(&format!("sriov-demo-{pid}")))
+            .map(|l| format!("mount {l}")),
+    );
+    if dir.exists() {
+        left.push(format!("directory {}", dir.display()));
+    }
+    left
+}
+
+/// The indented lines (four spaces) right after the first line containing `marker`.
+fn section<'a>(out: &'a str, marker: &str) -> Vec<&'a str> {
+    out.lines()
+        .skip_while(|l| !l.contains(marker))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .collect()
+}
+
+#[test]
+fn demo_runs_the_suite_end_to_end_and_cleans_up() {
+    need_root!();
+    let (o, pid) = demo(&[]);
+    let out = stdout(&o);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(!err.contains("WARN") && !err.contains("ERROR"), "nothing to warn about: {err}");
+
+    // Provisioning.
+    assert!(out.contains("refused: PF 0000:3b:00.0: cannot create 65 VFs"), "{out}");
+    assert!(out.contains("<userspace>") && out.contains("vfio-pci"), "{out}");
+
+    // Device plugin: both pools registered and listed with health and NUMA.
+    for pool in ["intel.com/intel_sriov_netdevice", "intel.com/intel_sriov_dpdk"] {
+        assert!(out.contains(&format!("registered {pool} after")), "{pool}: {out}");
+    }
+    let net = section(&out, "ListAndWatch intel.com/intel_sriov_netdevice (8 devices)");
+    let net: Vec<Vec<&str>> = net.iter().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(net.len(), 8, "{out}");
+    assert_eq!(net[0], ["0000:3b:02.0", "Healthy", "NUMA", "0"], "ens1f0 is on NUMA node 0");
+    assert_eq!(net[7], ["0000:af:01.3", "Healthy", "NUMA", "1"], "ens2f0 is on NUMA node 1");
+    let dpdk = section(&out, "ListAndWatch intel.com/intel_sriov_dpdk (2 devices)");
+    assert_eq!(dpdk.len(), 2, "{out}");
+    assert!(dpdk[0].contains("0000:3b:0a.0") && dpdk[0].contains("Healthy"), "{out}");
+
+    // Allocate: the env var names the device; vfio VFs come with their device nodes.
+    assert!(
+        out.contains("env     PCIDEVICE_INTEL_COM_INTEL_SRIOV_NETDEVICE=0000:3b:02.0\n"),
+        "{out}"
+    );
+    let vfio = section(&out, "Allocate intel.com/intel_sriov_dpdk [0000:3b:0a.0]");
+    assert!(
+        vfio.contains(&"    env     PCIDEVICE_INTEL_COM_INTEL_SRIOV_DPDK=0000:3b:0a.0"),
+        "{out}"
+    );
+    assert!(vfio.iter().any(|l| l.starts_with("    device  /dev/vfio/vfio (host ")), "{out}");
+    assert!(vfio.iter().any(|l| l.starts_with("    device  /dev/vfio/32 (host ")), "{out}");
+
+    // Health: ens1f0's VFs go Unhealthy with its carrier, ens2f0's stay Healthy; then all return.
+    let down = section(&out, "carrier down: ListAndWatch");
+    assert_eq!(
+        down,
+        [
+            "    Healthy    0000:af:01.0 0000:af:01.1 0000:af:01.2 0000:af:01.3",
+            "    Unhealthy  0000:3b:02.0 0000:3b:02.1 0000:3b:02.2 0000:3b:02.3",
+        ],
+        "{out}"
+    );
+    let up = section(&out, "carrier up: ListAndWatch");
+    assert_eq!(up.len(), 1, "{out}");
+    assert_eq!(up[0].split_whitespace().filter(|w| w.starts_with("0000:")).count(), 8, "{out}");
+    assert!(up[0].trim_start().starts_with("Healthy"), "{out}");
+
+    // CNI ADD into the pod, seen from both sides; DEL brings the VF home unchanged.
+    let static_ipam = Path::new("/usr/lib/cni/static").exists();
+    assert!(out.contains("CNI ADD: sriov moves VF 0000:3b:02.0 (ens1f0v0)"), "{out}");
+    let pod_line = out.lines().find(|l| l.starts_with("  in the pod: net1")).expect("pod view");
+    assert!(pod_line.contains("MAC 02:5e:00:00:00:01"), "{pod_line}");
+    if static_ipam {
+        assert!(out.contains("\"address\": \"192.0.2.10/24\""), "result JSON: {out}");
+        assert!(pod_line.ends_with("addresses: 192.0.2.10/24"), "{pod_line}");
+    } else {
+        assert!(out.contains("no IPAM: /usr/lib/cni/static is not installed"), "{out}");
+    }
+    assert!(out.contains("inventory shows 0000:3b:02.0 netdev <other netns>"), "{out}");
+    assert!(
+        out.contains("in the node: ens1f0v0 MAC 02:5e:00:00:00:01 MTU 1500 (before ADD: ens1f0v0 MAC 02:5e:00:00:00:01 MTU 1500)"),
+        "{out}"
+    );
+    assert!(out.contains("inventory shows 0000:3b:02.0 netdev ens1f0v0"), "{out}");
+    // PF-side VF settings: the veth PF cannot apply them; nothing changes.
+    assert!(out.contains("error 101: VF setting rejected"), "{out}");
+    assert!(out.contains("nothing changed: ens1f0v0 still in the node"), "{out}");
+
+    assert!(out.contains("namespaces removed"), "{out}");
+    assert_eq!(demo_leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn demo_failing_midway_still_cleans_up() {
+    need_root!();
+    let d = tempfile::tempdir().unwrap();
+    // Fails after the device plugin and the kubelet are up: with no carrier on the only PF, the
+    // netdev pool has nothing healthy to allocate.
+    let no_carrier = d.path().join("no-carrier.yaml");
+    std::fs::write(
+        &no_carrier,
+        "pfs:\n- model: x710\n  pciAddress: 0000:3b:00.0\n  netdev: ens1f0\n  carrier: false\n",
+    )
+    .unwrap();
+    // Fails while creating VFs.
+    let too_few = d.path().join("too-few.yaml");
+    std::fs::write(
+        &too_few,
+        "pfs:\n- model: x710\n  pciAddress: 0000:3b:00.0\n  netdev: ens1f0\n  totalVfs: 3\n",
+    )
+    .unwrap();
+    for (spec, why) in [
+        (&no_carrier, "lists no healthy device in intel.com/intel_sriov_netdevice"),
+        (&too_few, "cannot create 4 VFs, sriov_totalvfs is 3"),
+    ] {
+        let (o, pid) = demo(&["--spec", spec.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+        assert_eq!(demo_leftovers(pid), Vec::<String>::new(), "{why}");
+    }
 }
