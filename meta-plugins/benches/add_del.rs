@@ -68,6 +68,27 @@ fn run_out(
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs the `veth` plugin in this process (no exec) as a runtime would call the binary.
+fn run_inproc(plugin: &meta_plugins::ops::MetaPlugin, command: &str, netns: &Path, conf: &Value) {
+    let env = |k: &str| -> Option<std::ffi::OsString> {
+        match k {
+            "CNI_COMMAND" => Some(command.into()),
+            "CNI_CONTAINERID" => Some(CID.into()),
+            "CNI_NETNS" => Some(netns.as_os_str().to_owned()),
+            "CNI_IFNAME" => Some("eth0".into()),
+            "CNI_PATH" => Some(DEBIAN_CNI.into()),
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    let code = cni_spec::run_with(plugin, &env, &mut conf.to_string().as_bytes(), &mut out);
+    assert!(
+        code == std::process::ExitCode::SUCCESS,
+        "in-process {command}: {}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
 /// (ADD, DEL) durations per run.
 #[derive(Default)]
 struct Samples {
@@ -75,12 +96,14 @@ struct Samples {
     ptp: Vec<(Duration, Duration)>,
     floor: Vec<(Duration, Duration)>,
     spawn: Vec<(Duration, Duration)>,
+    inproc: Vec<(Duration, Duration)>,
 }
 
 type Pair = (Duration, Duration);
 
 impl Samples {
-    fn push(&mut self, veth: Pair, ptp: Pair, floor: Pair, spawn: Pair) {
+    fn push(&mut self, veth: Pair, ptp: Pair, floor: Pair, spawn: Pair, inproc: Pair) {
+        self.inproc.push(inproc);
         self.veth.push(veth);
         self.ptp.push(ptp);
         self.floor.push(floor);
@@ -99,6 +122,13 @@ fn stats(mut v: Vec<Duration>) -> Stats {
     Stats { median: at(0.5), p90: at(0.9) }
 }
 
+/// `/proc/loadavg`'s three averages (figures on a busy machine are noisy).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -110,6 +140,7 @@ fn main() {
     let runs: usize =
         std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(50).max(30);
     let warmup = 3;
+    let load_before = loadavg();
     let t = Topology::build();
     let ptp_pod = Ns::new("ptp");
     ptp_pod.ip("link set lo up");
@@ -146,6 +177,7 @@ fn main() {
     let pod = t.pod.path().to_path_buf();
     let ptp_path = ptp_pod.path().to_path_buf();
 
+    let plugin = meta_plugins::ops::MetaPlugin::new(meta_plugins::config::Flavor::Veth);
     let (m, entries) = sriov_netlink::run_in_netns(t.node.netns(), || {
         // One ADD to learn exactly what veth installs (its record), then DEL.
         run(&veth_bin, "ADD", CID, &pod, "eth0", &veth);
@@ -199,13 +231,49 @@ fn main() {
             run_out(&veth_bin, "VERSION", CID, &pod, "eth0", &json!({"cniVersion": "1.0.0"}));
             let spawn_t = (t1 - t0, t1.elapsed());
 
+            // The plugin's own code without the process: ADD and DEL through
+            // `cni_spec::run_with` in this thread (in the node, like the binary).
+            let t0 = Instant::now();
+            run_inproc(&plugin, "ADD", &pod, &veth);
+            let t1 = Instant::now();
+            run_inproc(&plugin, "DEL", &pod, &veth);
+            let inproc_t = (t1 - t0, t1.elapsed());
+
             if i >= warmup {
-                m.push(veth_t, ptp_t, floor_t, spawn_t);
+                m.push(veth_t, ptp_t, floor_t, spawn_t, inproc_t);
             }
         }
         (m, created.len())
     })
     .unwrap();
+
+    // BENCH_STRACE=<prefix>: one more ADD and DEL of veth under `strace -f -tt -T`, written to
+    // <prefix>.add and <prefix>.del (where the time goes, syscall by syscall).
+    if let Ok(prefix) = std::env::var("BENCH_STRACE") {
+        sriov_netlink::run_in_netns(t.node.netns(), || {
+            for (cmd, ext) in [("ADD", "add"), ("DEL", "del")] {
+                let out = format!("{prefix}.{ext}");
+                let mut child = Command::new("strace")
+                    .args(["-f", "-tt", "-T", "-o", &out])
+                    .arg(&veth_bin)
+                    .env_clear()
+                    .env("CNI_COMMAND", cmd)
+                    .env("CNI_CONTAINERID", CID)
+                    .env("CNI_NETNS", &pod)
+                    .env("CNI_IFNAME", "eth0")
+                    .env("CNI_PATH", DEBIAN_CNI)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child.stdin.take().unwrap().write_all(veth.to_string().as_bytes()).unwrap();
+                let o = child.wait_with_output().unwrap();
+                assert!(o.status.success(), "strace {cmd}: {}", String::from_utf8_lossy(&o.stdout));
+                println!("strace of {cmd} written to {out}");
+            }
+        })
+        .unwrap();
+    }
 
     println!("meta-plugins add_del: {runs} runs of each, interleaved, after {warmup} warm-up runs");
     println!(
@@ -231,11 +299,55 @@ fn main() {
     let p = row("ptp (Debian Go plugin, static IPAM)", &m.ptp);
     let f = row("kernel floor (same ops, in-process)", &m.floor);
     let sp = row("bare process start+exit (VERSION)", &m.spawn);
+    let ip = row("veth in-process (no exec)", &m.inproc);
     println!(
         "veth overhead above the floor (ADD+DEL medians): {:.2} ms; minus two bare process runs: {:.2} ms (target <= 2 ms)",
         ms(v.saturating_sub(f)),
         ms(v.saturating_sub(f).saturating_sub(sp))
     );
+    // Per run (the four are interleaved): veth minus floor, and that minus the bare process
+    // runs of the same iteration. Signed: noise can make a run's difference negative.
+    let paired = |f: &dyn Fn(usize) -> f64| {
+        let mut v: Vec<f64> = (0..m.veth.len()).map(f).collect();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.5), at(0.9))
+    };
+    let secs = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("veth minus floor, per run (median / p90, ms):");
+    for (name, minus_spawn) in [("raw", false), ("minus the bare process runs", true)] {
+        let add = paired(&|i| {
+            secs(m.veth[i].0)
+                - secs(m.floor[i].0)
+                - if minus_spawn { secs(m.spawn[i].0) } else { 0.0 }
+        });
+        let del = paired(&|i| {
+            secs(m.veth[i].1)
+                - secs(m.floor[i].1)
+                - if minus_spawn { secs(m.spawn[i].1) } else { 0.0 }
+        });
+        let sum = paired(&|i| {
+            secs(m.veth[i].0 + m.veth[i].1)
+                - secs(m.floor[i].0 + m.floor[i].1)
+                - if minus_spawn { secs(m.spawn[i].0 + m.spawn[i].1) } else { 0.0 }
+        });
+        println!(
+            "  {name:<36} ADD {:>6.2} / {:>6.2}   DEL {:>6.2} / {:>6.2}   ADD+DEL {:>6.2} / {:>6.2}",
+            add.0, add.1, del.0, del.1, sum.0, sum.1
+        );
+    }
+    let own = paired(&|i| secs(m.inproc[i].0) - secs(m.floor[i].0));
+    let own_del = paired(&|i| secs(m.inproc[i].1) - secs(m.floor[i].1));
+    println!(
+        "  {:<36} ADD {:>6.2} / {:>6.2}   DEL {:>6.2} / {:>6.2}   ADD+DEL medians {:>6.2}",
+        "in-process veth (own code, no exec)",
+        own.0,
+        own.1,
+        own_del.0,
+        own_del.1,
+        ms(ip.saturating_sub(f))
+    );
     println!("veth vs ptp: {:.2}x faster at the median", p.as_secs_f64() / v.as_secs_f64());
+    println!("load average before: {load_before}; after: {}", loadavg());
     mv.del_ok(&t.node, CID, Some(t.pod.path()), "eth0", None);
 }

@@ -321,39 +321,93 @@ pub struct ApplyFailure {
     pub error: KernelError,
 }
 
+/// One visit of the pod netns (on a fresh thread that then exits): a route socket that stays
+/// bound to the pod, prefetched sysctls and, if asked, a snapshot. [`PodVisit::open`] blocks
+/// only its caller, so the node side can be read meanwhile on another thread.
+#[derive(Debug)]
+pub struct PodVisit {
+    ns: Netns,
+    sock: Netlink<NetlinkSocket>,
+    prefetched: Vec<(String, String)>,
+    snapshot: Option<Result<SnapshotRead, KernelError>>,
+}
+
+impl PodVisit {
+    /// Opens `pod_netns` (refusing the plugin's own netns) and, during one visit, opens a
+    /// route socket there, reads `prefetch` (pod sysctl keys; missing ones are skipped) and,
+    /// if `snapshot`, reads the pod netns like [`Executor::snapshot`] (with rules).
+    pub fn open(
+        pod_netns: &Path,
+        prefetch: &[String],
+        snapshot: bool,
+    ) -> Result<Self, KernelError> {
+        let err = |source| KernelError::PodNetns { path: pod_netns.to_owned(), source };
+        let ns = Netns::open(pod_netns).map_err(err)?;
+        if Netns::current().and_then(|own| own.same_as(&ns)).map_err(err)? {
+            return Err(KernelError::PodIsNode { path: pod_netns.to_owned() });
+        }
+        let paths: Vec<PathBuf> =
+            prefetch.iter().filter_map(|k| sysctl_path(Side::Pod, "read", k).ok()).collect();
+        // One visit: the socket stays bound to the pod netns after the thread leaves.
+        let (sock, values, snap) = run_in_netns(&ns, || {
+            let values = read_keys(&paths);
+            match Netlink::open() {
+                Ok(mut sock) => {
+                    let snap = snapshot.then(|| read_snapshot(&mut sock, Side::Pod, true));
+                    (Ok(sock), values, snap)
+                }
+                Err(e) => (Err(e), values, None),
+            }
+        })
+        .map_err(err)?;
+        let sock = sock.map_err(err)?;
+        let prefetched = prefetch
+            .iter()
+            .zip(values)
+            .filter_map(|(k, v)| v.ok().map(|v| (k.clone(), v)))
+            .collect();
+        Ok(PodVisit { ns, sock, prefetched, snapshot: snap })
+    }
+}
+
 impl Executor<NetlinkSocket, ProcSysctls> {
     /// Opens route sockets in the current (node) netns and, if given, the pod netns, where
     /// it also reads `prefetch` (pod sysctl keys; missing ones are skipped) during the same
     /// visit.
     pub fn open(pod_netns: Option<&Path>, prefetch: &[String]) -> Result<Self, KernelError> {
+        let mut exec = Executor::open_node()?;
+        if let Some(path) = pod_netns {
+            exec.attach_pod(PodVisit::open(path, prefetch, false)?)?;
+        }
+        Ok(exec)
+    }
+
+    /// An executor for the node (the current netns) only; see [`Executor::attach_pod`].
+    pub fn open_node() -> Result<Self, KernelError> {
         let node = Netlink::open().map_err(|source| KernelError::Netlink {
             side: Side::Node,
             what: "open route socket".into(),
             source,
         })?;
-        let Some(path) = pod_netns else {
-            return Ok(Executor::new(node, None, None, ProcSysctls::new(None)));
-        };
-        let err = |source| KernelError::PodNetns { path: path.to_owned(), source };
-        let ns = Netns::open(path).map_err(err)?;
-        if Netns::current().and_then(|own| own.same_as(&ns)).map_err(err)? {
-            return Err(KernelError::PodIsNode { path: path.to_owned() });
+        Ok(Executor::new(node, None, None, ProcSysctls::new(None)))
+    }
+
+    /// Adds the pod side from a visit; returns the visit's pod snapshot if it took one.
+    pub fn attach_pod(&mut self, visit: PodVisit) -> Result<Option<Snapshot>, KernelError> {
+        let PodVisit { ns, sock, prefetched, snapshot } = visit;
+        let sysctl_ns = ns
+            .try_clone()
+            .map_err(|source| KernelError::PodNetns { path: ns.path().to_owned(), source })?;
+        self.sysctls = ProcSysctls::new(Some(sysctl_ns));
+        self.pod = Some(sock);
+        self.pod_ns = Some(ns);
+        for (k, v) in prefetched {
+            self.sysctl_cache.insert((Side::Pod, k), v);
         }
-        let paths: Vec<PathBuf> =
-            prefetch.iter().filter_map(|k| sysctl_path(Side::Pod, "read", k).ok()).collect();
-        // One visit: the socket stays bound to the pod netns after the thread leaves.
-        let (sock, values) =
-            run_in_netns(&ns, || (Netlink::open(), read_keys(&paths))).map_err(err)?;
-        let sock = sock.map_err(err)?;
-        let sysctls = ProcSysctls::new(Some(ns.try_clone().map_err(err)?));
-        let mut exec = Executor::new(node, Some(sock), None, sysctls);
-        for (k, v) in prefetch.iter().zip(values) {
-            if let Ok(v) = v {
-                exec.sysctl_cache.insert((Side::Pod, k.clone()), v);
-            }
+        match snapshot {
+            Some(read) => Ok(Some(self.adopt(Side::Pod, read?))),
+            None => Ok(None),
         }
-        exec.pod_ns = Some(ns);
-        Ok(exec)
     }
 }
 
@@ -421,6 +475,89 @@ fn rule_spec(r: &RuleObj) -> RuleSpec {
     }
 }
 
+/// A snapshot and the per-interface `rp_filter` values its link dump carried.
+#[derive(Debug)]
+struct SnapshotRead {
+    snapshot: Snapshot,
+    rp_filter: Vec<(String, String)>,
+}
+
+/// Reads a netns over `sock` (see [`Executor::snapshot`]).
+fn read_snapshot<T: Transport>(
+    sock: &mut Netlink<T>,
+    side: Side,
+    with_rules: bool,
+) -> Result<SnapshotRead, KernelError> {
+    let nl_err = |what: String| move |source| KernelError::Netlink { side, what, source };
+    let replies =
+        sock.send_request("dump links", build_link_dump()).map_err(nl_err("list links".into()))?;
+    let mut rp_filter = Vec::new();
+    let mut links = Vec::with_capacity(replies.len());
+    for r in &replies {
+        if let RouteNetlinkMessage::NewLink(m) = r {
+            let link = Link::from_message(m, None).map_err(nl_err("parse link".into()))?;
+            // The dump carries each interface's IPv4 knobs: no /proc visit needed.
+            if let Some(v) = knob_value(m, Ipv4Knob::RpFilter) {
+                rp_filter.push((format!("net/ipv4/conf/{}/rp_filter", link.name), v.to_string()));
+            }
+            links.push(link);
+        }
+    }
+    let addrs = sock.list_addresses(None, None).map_err(nl_err("list addresses".into()))?;
+    let mut snap = Snapshot {
+        links: links.iter().map(link_view).collect(),
+        addrs: addrs
+            .iter()
+            .filter_map(|a| {
+                Some(AddrView {
+                    index: a.index,
+                    addr: from_sn_prefix(a.prefix)?,
+                    scope: a.scope,
+                    dad_failed: a.is_dad_failed(),
+                })
+            })
+            .collect(),
+        routes: Vec::new(),
+        rules: Vec::new(),
+    };
+    for fam in [IpFamily::V4, IpFamily::V6] {
+        let routes = sock.list_routes(fam, None).map_err(nl_err(format!("list {fam} routes")))?;
+        snap.routes.extend(
+            routes
+                .iter()
+                .filter(|r| r.kind == RouteKind::Unicast && r.table != TABLE_LOCAL)
+                .filter_map(|r| {
+                    Some(RouteView {
+                        table: r.table,
+                        dst: from_sn_prefix(r.dst.network())?,
+                        gw: r.gateway,
+                        oif: r.oif,
+                        src: r.src,
+                        scope: scope_raw(r.scope),
+                        metric: r.metric.unwrap_or(0),
+                        protocol: r.protocol,
+                    })
+                }),
+        );
+        if !with_rules {
+            continue;
+        }
+        let rules = sock.list_rules(fam).map_err(nl_err(format!("list {fam} rules")))?;
+        snap.rules.extend(rules.iter().map(|r| RuleView {
+            family: if fam == IpFamily::V4 { Family::V4 } else { Family::V6 },
+            priority: r.priority,
+            table: match r.action {
+                Some(RuleAction::Table(t)) => Some(t),
+                _ => None,
+            },
+            from: r.from.and_then(|p| from_sn_prefix(p.network())),
+            to: r.to.and_then(|p| from_sn_prefix(p.network())),
+            has_other_selectors: r.iif.is_some() || r.oif.is_some(),
+        }));
+    }
+    Ok(SnapshotRead { snapshot: snap, rp_filter })
+}
+
 impl<T: Transport, S: Sysctls> Executor<T, S> {
     /// An executor over given sockets (tests use fake transports).
     pub fn new(
@@ -479,85 +616,31 @@ impl<T: Transport, S: Sysctls> Executor<T, S> {
         Ok(i)
     }
 
-    /// Reads a netns: links, addresses, unicast routes of every table but `local`, rules.
-    pub fn snapshot(&mut self, side: Side) -> Result<Snapshot, KernelError> {
-        let replies = self.nl(
-            side,
-            || "list links".into(),
-            |s| s.send_request("dump links", build_link_dump()),
-        )?;
-        let mut links = Vec::with_capacity(replies.len());
-        for r in &replies {
-            if let RouteNetlinkMessage::NewLink(m) = r {
-                let link = Link::from_message(m, None).map_err(|source| KernelError::Netlink {
-                    side,
-                    what: "parse link".into(),
-                    source,
-                })?;
-                // The dump carries each interface's IPv4 knobs: no /proc visit needed.
-                if let Some(v) = knob_value(m, Ipv4Knob::RpFilter) {
-                    self.sysctl_cache.insert(
-                        (side, format!("net/ipv4/conf/{}/rp_filter", link.name)),
-                        v.to_string(),
-                    );
-                }
-                links.push(link);
-            }
-        }
-        let addrs = self.nl(side, || "list addresses".into(), |s| s.list_addresses(None, None))?;
-        let mut snap = Snapshot {
-            links: links.iter().map(link_view).collect(),
-            addrs: addrs
-                .iter()
-                .filter_map(|a| {
-                    Some(AddrView {
-                        index: a.index,
-                        addr: from_sn_prefix(a.prefix)?,
-                        scope: a.scope,
-                        dad_failed: a.is_dad_failed(),
-                    })
-                })
-                .collect(),
-            routes: Vec::new(),
-            rules: Vec::new(),
-        };
-        for l in &snap.links {
+    /// Reads a netns: links, addresses, unicast routes of every table but `local`, and (if
+    /// `rules`) policy rules. The interface indexes and the `rp_filter` values the link dump
+    /// carries are kept for the rest of the operation.
+    pub fn snapshot(&mut self, side: Side, rules: bool) -> Result<Snapshot, KernelError> {
+        let read = read_snapshot(self.sock(side)?, side, rules)?;
+        Ok(self.adopt(side, read))
+    }
+
+    /// Keeps what a snapshot taught (indexes, `rp_filter` values) and returns the snapshot.
+    fn adopt(&mut self, side: Side, read: SnapshotRead) -> Snapshot {
+        for l in &read.snapshot.links {
             self.index.insert((side, l.name.clone()), l.index);
         }
-        for fam in [IpFamily::V4, IpFamily::V6] {
-            let routes =
-                self.nl(side, || format!("list {fam} routes"), |s| s.list_routes(fam, None))?;
-            snap.routes.extend(
-                routes
-                    .iter()
-                    .filter(|r| r.kind == RouteKind::Unicast && r.table != TABLE_LOCAL)
-                    .filter_map(|r| {
-                        Some(RouteView {
-                            table: r.table,
-                            dst: from_sn_prefix(r.dst.network())?,
-                            gw: r.gateway,
-                            oif: r.oif,
-                            src: r.src,
-                            scope: scope_raw(r.scope),
-                            metric: r.metric.unwrap_or(0),
-                            protocol: r.protocol,
-                        })
-                    }),
-            );
-            let rules = self.nl(side, || format!("list {fam} rules"), |s| s.list_rules(fam))?;
-            snap.rules.extend(rules.iter().map(|r| RuleView {
-                family: if fam == IpFamily::V4 { Family::V4 } else { Family::V6 },
-                priority: r.priority,
-                table: match r.action {
-                    Some(RuleAction::Table(t)) => Some(t),
-                    _ => None,
-                },
-                from: r.from.and_then(|p| from_sn_prefix(p.network())),
-                to: r.to.and_then(|p| from_sn_prefix(p.network())),
-                has_other_selectors: r.iif.is_some() || r.oif.is_some(),
-            }));
+        for (k, v) in read.rp_filter {
+            self.sysctl_cache.insert((side, k), v);
         }
-        Ok(snap)
+        read.snapshot
+    }
+
+    /// Forgets everything learned during this operation (interface indexes, routes,
+    /// sysctl values): after a teardown, before reading the namespaces again.
+    pub fn forget(&mut self) {
+        self.index.clear();
+        self.route_cache.clear();
+        self.sysctl_cache.clear();
     }
 
     /// Reads sysctls of both sides (from what this operation already knows when it can).

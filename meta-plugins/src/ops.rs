@@ -23,7 +23,7 @@ use sriov_netlink::Transport;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, DEFAULT_STATE_DIR, Flavor, RawKeys};
-use crate::kernel::{Executor, KernelError, Sysctls};
+use crate::kernel::{Executor, KernelError, PodVisit, Sysctls};
 use crate::model::{Action, Entry, Object, Origin, Side};
 use crate::naming::host_veth_name;
 use crate::plan::{
@@ -276,9 +276,28 @@ impl MetaPlugin {
         let f = self.flavor;
         let key = key_of(f, &req.config.name, &req.container_id, &req.ifname);
         let prefetch = pod_sysctl_prefetch(cfg, &req.ifname);
-        let mut exec =
-            Executor::open(Some(&req.netns), &prefetch).map_err(|e| kernel_err(f, &e))?;
-        let all = store.list_related(&req.container_id).map_err(|e| state_err(&e))?;
+        // Only `router` plans node rules; `veth` never reads the node's.
+        let node_rules = f == Flavor::Router;
+        let mut exec = Executor::open_node().map_err(|e| kernel_err(f, &e))?;
+        // Entering the pod netns costs a thread hand-off (a new thread waiting for a time
+        // slice): the records and the node are read on a second thread meanwhile, so the two
+        // halves overlap instead of adding up.
+        let span = tracing::Span::current();
+        let (visit, (all, node)) = std::thread::scope(|s| {
+            let node_side = s.spawn(|| {
+                // Its log lines (an unreadable record) carry the call's identity too.
+                let _entered = span.enter();
+                (store.list_related(&req.container_id), exec.snapshot(Side::Node, node_rules))
+            });
+            let visit = PodVisit::open(&req.netns, &prefetch, true);
+            let node_side =
+                node_side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (visit, node_side)
+        });
+        let visit = visit.map_err(|e| kernel_err(f, &e))?;
+        let mut pod = exec.attach_pod(visit).map_err(|e| kernel_err(f, &e))?;
+        let all = all.map_err(|e| state_err(&e))?;
+        let mut node = node.map_err(|e| kernel_err(f, &e))?;
         if let Some(old) = all.iter().find(|r| r.key == key) {
             // A repeated ADD (or one after a crash): start from a clean slate.
             info!(status = ?old.status, "an earlier ADD of this attachment is recorded; undoing it first");
@@ -291,10 +310,16 @@ impl MetaPlugin {
                 ));
             }
             store.remove(&key).map_err(|e| state_err(&e))?;
+            // The snapshots predate the teardown: read both sides again.
+            exec.forget();
+            pod = None;
+            node = exec.snapshot(Side::Node, node_rules).map_err(|e| kernel_err(f, &e))?;
         }
         let records = others(all, &key);
-        let pod = exec.snapshot(Side::Pod).map_err(|e| kernel_err(f, &e))?;
-        let node = exec.snapshot(Side::Node).map_err(|e| kernel_err(f, &e))?;
+        let pod = match pod {
+            Some(p) => p,
+            None => exec.snapshot(Side::Pod, true).map_err(|e| kernel_err(f, &e))?,
+        };
         let input = PlanInput {
             config: cfg,
             container_id: &req.container_id,
@@ -413,8 +438,13 @@ impl Plugin for MetaPlugin {
         let store = Store::new(lenient_state_dir(f, &req.config.plugin.keys));
         let _lock = store.lock().map_err(|e| state_err(&e))?;
         let key = key_of(f, &req.config.name, &req.container_id, &req.ifname);
-        let all = store.list_related(&req.container_id).map_err(|e| state_err(&e))?;
-        let record = store.load(&key).map_err(|e| state_err(&e))?;
+        let mut all = store.list_related(&req.container_id).map_err(|e| state_err(&e))?;
+        // The container's records include this one (read once); `load` only runs to move an
+        // unreadable record aside.
+        let record = match all.iter().position(|r| r.key == key) {
+            Some(i) => Some(all.remove(i)),
+            None => store.load(&key).map_err(|e| state_err(&e))?,
+        };
         let records = others(all, &key);
         let Some(record) = record else {
             let mut exec = Executor::open(None, &[]).map_err(|e| kernel_err(f, &e))?;
