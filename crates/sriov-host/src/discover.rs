@@ -10,13 +10,11 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::ids::PciIds;
 use crate::model::{
     Host, LinkType, Netdev, NetdevStatus, PciInfo, Pf, SCHEMA_VERSION, Vf, Warning,
 };
-use crate::netdevs::NetdevTable;
 use crate::paths::HostPaths;
 use crate::pci::{PciAddr, PciId};
 use crate::sysfs::{Dir, SysfsError};
@@ -64,12 +62,6 @@ pub struct DiscoverOptions {
     /// VF `driver_override`: what device selection needs, at about half the syscalls per VF. PFs
     /// are always read in full.
     pub skip_vf_netdev_details: bool,
-    /// Netdev facts of this network namespace from one rtnetlink dump
-    /// ([`NetdevTable::for_paths`]), used instead of per-attribute sysfs reads for the VF netdevs
-    /// of every PF whose own netdev the table agrees with (same name and ifindex as sysfs).
-    /// Worth it for a full inventory (it replaces ~20 syscalls per VF; the dump costs about
-    /// 25 us per link here); not with [`Self::skip_vf_netdev_details`], where a VF needs one read.
-    pub netdevs: Option<Arc<NetdevTable>>,
 }
 
 /// Reads the host's SR-IOV devices.
@@ -122,11 +114,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
         if wanted.is_some_and(|w| w != addr) {
             continue;
         }
-        let mut r = Reader {
-            warnings: &mut warnings,
-            lean: opts.skip_vf_netdev_details,
-            table: opts.netdevs.as_deref(),
-        };
+        let mut r = Reader { warnings: &mut warnings, lean: opts.skip_vf_netdev_details };
         let pf = r.pf(paths, addr, &dir, &links)?;
         if let Some(key) = opts.pf.as_deref()
             && wanted.is_none()
@@ -222,15 +210,13 @@ fn vf_links(dir: &Dir) -> Result<VfLinks, DiscoverError> {
     Ok(links)
 }
 
-struct Reader<'w, 't> {
+struct Reader<'w> {
     warnings: &'w mut Vec<Warning>,
     /// Skip VF netdev details ([`DiscoverOptions::skip_vf_netdev_details`]).
     lean: bool,
-    /// Netdev facts to use instead of sysfs reads ([`DiscoverOptions::netdevs`]).
-    table: Option<&'t NetdevTable>,
 }
 
-impl Reader<'_, '_> {
+impl Reader<'_> {
     fn warn(&mut self, path: &Path, message: impl Into<String>) {
         self.warnings.push(Warning { path: path.to_owned(), message: message.into() });
     }
@@ -353,22 +339,6 @@ impl Reader<'_, '_> {
             };
             return (None, status);
         };
-        if let Some(f) = self.table.and_then(|t| t.get(&name)) {
-            let mut netdev = Netdev::named(name, Some(f.link_type));
-            if full {
-                netdev.speed_mbps = if may_know_speed(f.oper_state.as_deref()) {
-                    read_speed(dir, &format!("net/{}/speed", netdev.name))
-                } else {
-                    None
-                };
-                netdev.mac.clone_from(&f.mac);
-                netdev.mtu = f.mtu;
-                netdev.oper_state.clone_from(&f.oper_state);
-                netdev.carrier = f.carrier;
-                netdev.ifindex = Some(f.ifindex);
-            }
-            return (Some(netdev), NetdevStatus::Present);
-        }
         if !full {
             // One read through the relative path (no open of the netdev directory): the lean
             // scan's only netdev attribute.
@@ -449,14 +419,7 @@ impl Reader<'_, '_> {
         vf_links: &[(u32, PciAddr, String)],
     ) -> Result<Pf, DiscoverError> {
         let pci = self.pci_info(dir, true);
-        // The PF itself is always read from sysfs: its ifindex there is what tells whether the
-        // netdev table describes the same network namespace as this sysfs tree.
-        let table = self.table.take();
         let (link, netdev_status) = self.netdev(dir, &pci, true);
-        self.table = table.filter(|t| match &link {
-            Some(l) => l.ifindex.is_some_and(|i| t.agrees(&l.name, i)),
-            None => true,
-        });
         let total_vfs = self.required_u32(dir, "sriov_totalvfs")?;
         let num_vfs = self.required_u32(dir, "sriov_numvfs")?;
         let vf_device_id = self.parsed(dir, "sriov_vf_device", "a hex PCI ID");
@@ -488,12 +451,11 @@ impl Reader<'_, '_> {
     ) -> Result<Vec<Vf>, DiscoverError> {
         const PER_THREAD: usize = 64;
         let lean = self.lean;
-        let table = self.table;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
         let chunk = links.len().div_ceil(threads).max(PER_THREAD);
         let read_chunk = |links: &[(u32, PciAddr, String)]| -> ChunkResult {
             let mut warnings = Vec::new();
-            let mut r = Reader { warnings: &mut warnings, lean, table };
+            let mut r = Reader { warnings: &mut warnings, lean };
             let mut out = Vec::with_capacity(links.len());
             for (vf_index, vf_addr, link) in links {
                 // Opened through the PF's `virtfnN` link (a short walk) but named by the VF's own
@@ -677,7 +639,7 @@ mod tests {
         let pf_addr: PciAddr = "0000:01:00.0".parse().unwrap();
         let read = |warnings: &mut Vec<Warning>| {
             let pf_dir = Dir::open(&pf).unwrap().unwrap();
-            let mut r = Reader { warnings, lean: false, table: None };
+            let mut r = Reader { warnings, lean: false };
             r.vfs(&paths, &pf_dir, pf_addr, &links)
         };
         // virtfn1 still there, leading nowhere: a broken tree.

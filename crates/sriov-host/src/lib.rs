@@ -5,16 +5,13 @@
 //! - [`discover`]: one snapshot of every PF and VF ([`Host`]).
 //! - [`provision`]: VF count changes and driver binding, the way the kernel requires them.
 //! - [`ids`]: vendor and device names (`pci.ids`), offline.
-//! - [`netdevs`]: netdev facts from one rtnetlink dump, used by discovery on a live sysfs.
 //!
-//! Only [`sysfs`] touches the file system (and [`netdevs`] asks rtnetlink, through `sriov-netlink`);
-//! everything else is plain logic over their results.
+//! Only [`sysfs`] touches the file system; everything else is plain logic over its results.
 
 pub mod devnodes;
 pub mod discover;
 pub mod ids;
 pub mod model;
-pub mod netdevs;
 pub mod paths;
 pub mod pci;
 pub mod provision;
@@ -24,6 +21,5 @@ pub mod vf_lookup;
 pub use discover::{DiscoverError, DiscoverOptions, discover};
 pub use ids::PciIds;
 pub use model::{Host, LinkType, Netdev, NetdevStatus, PciInfo, Pf, Vf, Warning};
-pub use netdevs::{NetdevFacts, NetdevTable};
 pub use paths::HostPaths;
 pub use pci::{PciAddr, PciId};

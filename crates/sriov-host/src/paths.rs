@@ -75,12 +75,6 @@ impl HostPaths {
         self.sysfs.join("class/net")
     }
 
-    /// Whether the sysfs root is a live sysfs mount (not a simulated or copied tree): only then do
-    /// its netdevs correspond to the links of this process's network namespace.
-    pub fn is_live_sysfs(&self) -> bool {
-        crate::sysfs::is_sysfs_mount(&self.sysfs)
-    }
-
     /// `<dev>/vfio/<name>`.
     pub fn vfio_node(&self, name: &str) -> PathBuf {
         self.dev.join("vfio").join(name)

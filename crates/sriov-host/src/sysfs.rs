@@ -202,12 +202,6 @@ pub fn list_dir(path: &Path) -> Result<Option<Vec<String>>, SysfsError> {
     Ok(Some(names))
 }
 
-/// Whether `path` is on a sysfs file system (`SYSFS_MAGIC`).
-pub fn is_sysfs_mount(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::SYSFS_MAGIC)
-}
-
 /// Whether a path exists (following symlinks).
 pub fn exists(path: &Path) -> bool {
     path.exists()

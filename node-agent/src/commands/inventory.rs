@@ -3,10 +3,9 @@
 use std::process::ExitCode;
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Context;
-use sriov_host::{DiscoverOptions, HostPaths, NetdevTable, PciIds, discover};
+use sriov_host::{DiscoverOptions, HostPaths, PciIds, discover};
 
 use crate::cli::{InventoryArgs, OutputFormat};
 use crate::output;
@@ -15,8 +14,6 @@ pub fn run(paths: &HostPaths, args: &InventoryArgs) -> anyhow::Result<ExitCode> 
     let opts = DiscoverOptions {
         pf: args.pf.clone(),
         names: (!args.no_names && !matches!(args.output, OutputFormat::Table)).then(PciIds::load),
-        // On a live sysfs, VF netdev details come from one link dump instead of ~20 reads per VF.
-        netdevs: NetdevTable::for_paths(paths).map(Arc::new),
         ..Default::default()
     };
     let host = discover(paths, &opts).context("inventory")?;
