@@ -135,9 +135,7 @@ impl<'a, P: Platform> Restorer<'a, P> {
                     .map_err(|e| Error::kernel(format!("restore mac {mac} on {}", l.name), e))
                     // The PF-side restore (done first) may have put this MAC back as the
                     // administrative one, which some drivers then only apply on a VF reset.
-                    .or_else(|e| {
-                        crate::add::reload_admin_mac(nl, idx, *mac, &l.name, l.is_up(), e)
-                    })
+                    .or_else(|e| crate::add::reload_admin_mac(nl, idx, *mac, &l.name, l.is_up(), e))
             }),
             Undo::RestoreMtu { mtu } => self.restore_link(|nl, idx, l| {
                 if l.mtu == Some(*mtu) {
@@ -433,9 +431,7 @@ fn link_gone_ok(r: Result<(), Error>) -> Result<(), Error> {
     const ENOENT: i32 = 2;
     const ENODEV: i32 = 19;
     match r {
-        Err(Error::Kernel { source, op })
-            if matches!(source.errno(), Some(ENOENT | ENODEV)) =>
-        {
+        Err(Error::Kernel { source, op }) if matches!(source.errno(), Some(ENOENT | ENODEV)) => {
             debug!(op, "device gone");
             Ok(())
         }
