@@ -106,6 +106,31 @@ impl Ns {
     }
 
     /// Packets received and sent by an interface.
+    /// Packets this namespace forwarded so far (IPv4 `ForwDatagrams` + IPv6
+    /// `Ip6OutForwDatagrams`): routed through it, as opposed to housekeeping traffic
+    /// (router solicitations, MLD reports) that merely arrives on an interface.
+    pub fn forwarded(&self) -> u64 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", self.name(), "cat", "/proc/net/snmp", "/proc/net/snmp6"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let mut total = 0;
+        while let Some(line) = lines.next() {
+            if line.starts_with("Ip: Forwarding") {
+                // Header line, then the values line.
+                let names: Vec<&str> = line.split_whitespace().collect();
+                let values: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+                let i = names.iter().position(|n| *n == "ForwDatagrams").unwrap();
+                total += values[i].parse::<u64>().unwrap();
+            } else if let Some(v) = line.strip_prefix("Ip6OutForwDatagrams") {
+                total += v.trim().parse::<u64>().unwrap();
+            }
+        }
+        total
+    }
+
     pub fn packets(&self, ifname: &str) -> (u64, u64) {
         let v = self.ip_json(&format!("-s link show dev {ifname}"));
         let s = &v[0]["stats64"];
