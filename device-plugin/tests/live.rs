@@ -4,26 +4,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
-use common::{Dirs, Plugin, WAIT, addr, live_host, pf};
+use common::{Dirs, H, Plugin, U, WAIT, addr, hv, live_host, pf, write};
 use pretty_assertions::assert_eq;
 use sriov_netlink::OwnedNetns;
 use sriov_sim::{NicModel, Sim, SimSpec};
 use sriov_testkit::kubelet::{Kubelet, health_of};
-
-const H: &str = "Healthy";
-const U: &str = "Unhealthy";
-
-fn hv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
-}
-
-fn write(path: &Path, value: &str) {
-    std::fs::write(path, value)
-        .unwrap_or_else(|e| panic!("write {value:?} to {}: {e}", path.display()));
-}
 
 /// VFs appear, vanish and change driver while the plugin runs. This simulated host is not set up to
 /// broadcast uevents, so it exercises the safety-net rescan (200 ms here); `tests/uevents.rs` is

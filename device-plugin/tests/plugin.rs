@@ -6,13 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Dirs, Plugin, WAIT, addr, pf, static_host};
+use common::{Dirs, H, Plugin, U, WAIT, addr, pf, static_host};
 use pretty_assertions::assert_eq;
 use sriov_sim::{NicModel, SimSpec};
 use sriov_testkit::kubelet::{Kubelet, health_of, numa_of};
-
-const H: &str = "Healthy";
-const U: &str = "Unhealthy";
 
 /// X710 `ens1f0` (NUMA 0, 4 VFs), E810 `ens2f0` (NUMA 1, 4 VFs), ConnectX-5 `ens3f0np0` (NUMA 1,
 /// 2 VFs).

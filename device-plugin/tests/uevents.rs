@@ -7,26 +7,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
-use common::{Dirs, Plugin, WAIT, live_host, pf};
+use common::{Dirs, H, Plugin, U, WAIT, hv, live_host, pf, write};
 use pretty_assertions::assert_eq;
 use sriov_netlink::OwnedNetns;
 use sriov_sim::{NicModel, Sim, SimSpec, UeventTarget};
 use sriov_testkit::kubelet::{Kubelet, health_of};
-
-const H: &str = "Healthy";
-const U: &str = "Unhealthy";
-
-fn hv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
-}
-
-fn write(path: &Path, value: &str) {
-    std::fs::write(path, value)
-        .unwrap_or_else(|e| panic!("write {value:?} to {}: {e}", path.display()));
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runtime_vf_changes_reach_list_and_watch_through_uevents_alone() {

@@ -12,6 +12,20 @@ use sriov_sim::{MountOptions, MountedSim, NicModel, PfSpec, Sim, SimSpec};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sriov-device-plugin");
 pub const WAIT: Duration = Duration::from_secs(10);
+/// ListAndWatch health strings.
+pub const H: &str = "Healthy";
+pub const U: &str = "Unhealthy";
+
+/// `(device ID, health)` pairs as the kubelet emulator reports them.
+pub fn hv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+}
+
+/// Writes a sysfs attribute of the simulated host, as `echo value > path` does.
+pub fn write(path: &Path, value: &str) {
+    std::fs::write(path, value)
+        .unwrap_or_else(|e| panic!("write {value:?} to {}: {e}", path.display()));
+}
 
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
