@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod common;
+
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileTypeExt;
@@ -10,19 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sriov_sim::{MountOptions, MountedSim, Sim, SimSpec};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            println!("skipped: needs root");
-            return;
-        }
-    };
-}
 
 /// Keeps the temp dir alive after the mount (fields drop in order: mount first).
 struct Fixture {

@@ -5,49 +5,17 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::Netns;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_KOBJECT_UEVENT};
 use pretty_assertions::assert_eq;
 use sriov_netlink::uevent::{Uevent, parse};
 use sriov_sim::{MountOptions, MountedSim, NicModel, PfSpec, Sim, SimError, SimSpec, UeventTarget};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            println!("skipped: needs root");
-            return;
-        }
-    };
-}
-
-/// A named netns (`ip netns add`), deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("simue{tag}{}", std::process::id());
-        let out = Command::new("ip").args(["netns", "add", &name]).output().unwrap();
-        assert!(out.status.success(), "ip netns add: {out:?}");
-        Self(name)
-    }
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.0))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
 
 /// A group-1 uevent listener opened inside a netns.
 struct Listener(Socket);
@@ -133,8 +101,8 @@ fn write(path: &Path, value: &str) {
 #[test]
 fn node_netns_receives_the_kernel_sequence_and_other_netns_nothing() {
     require_root!();
-    let node = Netns::new("node");
-    let other = Netns::new("other");
+    let node = Netns::new("simue", "node");
+    let other = Netns::new("simue", "other");
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::new(spec(0))
         .unwrap()
@@ -233,7 +201,7 @@ fn node_netns_receives_the_kernel_sequence_and_other_netns_nothing() {
 #[test]
 fn delayed_netdev_is_announced_without_any_access() {
     require_root!();
-    let node = Netns::new("delay");
+    let node = Netns::new("simue", "delay");
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::new(spec(100)).unwrap().with_uevents(UeventTarget::Netns(node.path())).unwrap();
     let m = mount(sim, &tmp);
@@ -272,8 +240,8 @@ fn root_netns_is_refused() {
 #[test]
 fn uevents_must_go_to_the_backing_node_netns() {
     require_root!();
-    let node = Netns::new("bk");
-    let other = Netns::new("ot");
+    let node = Netns::new("simue", "bk");
+    let other = Netns::new("simue", "ot");
     let err = Sim::new(spec(0))
         .unwrap()
         .with_netns(&node.path())

@@ -4,60 +4,17 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod common;
+
 use std::fs;
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::Netns;
 use sriov_sim::{MountOptions, MountedSim, NicModel, PciAddr, PfSpec, Sim, SimError, SimSpec};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            println!("skipped: needs root");
-            return;
-        }
-    };
-}
-
-/// A named netns (`ip netns add`), deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("sim{tag}{}", std::process::id());
-        let out = Command::new("ip").args(["netns", "add", &name]).output().unwrap();
-        assert!(out.status.success(), "ip netns add: {out:?}");
-        Self(name)
-    }
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.0))
-    }
-    /// Runs `ip -n <ns> args...`; returns stdout, or Err(stderr).
-    fn ip(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("ip").arg("-n").arg(&self.0).args(args).output().unwrap();
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-    fn must(&self, args: &[&str]) -> String {
-        self.ip(args).unwrap_or_else(|e| panic!("ip -n {} {args:?}: {e}", self.0))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
 
 fn spec() -> SimSpec {
     SimSpec::empty()
@@ -108,8 +65,8 @@ fn root_netns_is_refused() {
 #[test]
 fn sysfs_view_follows_real_links() {
     require_root!();
-    let node = Netns::new("node");
-    let pod = Netns::new("pod");
+    let node = Netns::new("sim", "node");
+    let pod = Netns::new("sim", "pod");
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::new(spec()).unwrap().with_netns(&node.path()).unwrap();
     let m = mount(sim, &tmp);
@@ -232,9 +189,9 @@ fn udp_between(from: &Netns, to: &Netns, to_addr: &str) -> Vec<u8> {
 #[test]
 fn vf_to_vf_traffic_crosses_the_embedded_switch() {
     require_root!();
-    let node = Netns::new("n2");
-    let pod1 = Netns::new("p1");
-    let pod2 = Netns::new("p2");
+    let node = Netns::new("sim", "n2");
+    let pod1 = Netns::new("sim", "p1");
+    let pod2 = Netns::new("sim", "p2");
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::new(spec()).unwrap().with_netns(&node.path()).unwrap();
     let _m = mount(sim, &tmp);
