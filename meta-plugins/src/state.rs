@@ -254,22 +254,10 @@ fn write_atomic(path: &Path, record: &Record, durable: bool) -> Result<(), State
     Store::ensure_dir(&dir)?;
     let bytes = serde_json::to_vec_pretty(record)
         .map_err(|source| StateError::Encode { path: path.to_path_buf(), source })?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut f =
-            OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
-        f.write_all(&bytes)?;
-        if durable { f.sync_all() } else { Ok(()) }
-    };
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err("write record", &tmp)(e));
-    }
-    fs::rename(&tmp, path).map_err(io_err("rename record", path))?;
-    if !durable {
-        return Ok(());
-    }
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err("sync directory", &dir))
+    let durability =
+        if durable { cni_spec::Durability::FileAndDir } else { cni_spec::Durability::None };
+    cni_spec::write_atomic(path, 0o600, durability, |f| f.write_all(&bytes))
+        .map_err(|e| StateError::Io { op: e.op, path: e.path, source: e.source })
 }
 
 impl Store {

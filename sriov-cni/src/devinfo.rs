@@ -15,9 +15,9 @@
 //! an existing file is never replaced), atomically (temporary file in the same directory,
 //! rename), with its removal journaled first, so a rollback, `DEL` or `GC` removes it.
 
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self, DirBuilder};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use cni_spec::{DeviceInfo, PciDeviceInfo};
@@ -72,23 +72,10 @@ pub fn save_new(path: &Path, info: &DeviceInfo) -> io::Result<bool> {
     let bytes = serde_json::to_vec(info).map_err(io::Error::other)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&tmp)?;
-        f.write_all(&bytes)?;
-        // No fsync: the file lives on a runtime tmpfs and describes a pod that a crash ends.
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map(|()| true)
+    // No fsync: the file lives on a runtime tmpfs and describes a pod that a crash ends.
+    cni_spec::write_atomic(path, FILE_MODE, cni_spec::Durability::None, |f| f.write_all(&bytes))
+        .map_err(|e| e.source)?;
+    Ok(true)
 }
 
 /// Removes the file; absent is fine.

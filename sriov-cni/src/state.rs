@@ -258,24 +258,8 @@ impl JournalWriter {
 
 /// temp file (0600, same directory) → write → fsync → rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
-        f.write_all(bytes).map_err(io_err("write", &tmp))?;
-        f.sync_data().map_err(io_err("fsync", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("rename into place", path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    cni_spec::write_atomic(path, 0o600, cni_spec::Durability::File, |f| f.write_all(bytes))
+        .map_err(|e| StateError::Io { op: e.op, path: e.path, source: e.source })
 }
 
 /// Reads a journal file: the header must parse; a record line that does not (a write torn by

@@ -142,27 +142,14 @@ impl DeviceInfo {
             .map_err(|source| DeviceInfoError::Decode { path: path.to_owned(), source })
     }
 
-    /// Writes the file atomically: a temporary file in the same directory, fsync, rename.
+    /// Writes the file atomically (0644): a temporary file in the same directory, fsync, rename.
     pub fn save(&self, path: &Path) -> Result<(), DeviceInfoError> {
         let err = |source| DeviceInfoError::Write { path: path.to_owned(), source };
         let bytes = serde_json::to_vec(self).map_err(|e| err(std::io::Error::other(e)))?;
-        let file_name =
-            path.file_name().ok_or_else(|| err(std::io::Error::other("path has no file name")))?;
-        let tmp = path.with_file_name(format!(
-            ".{}.tmp.{}",
-            file_name.to_string_lossy(),
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(e)
+        crate::atomic::write_atomic(path, 0o644, crate::atomic::Durability::File, |f| {
+            f.write_all(&bytes)
         })
+        .map_err(|e| err(e.source))
     }
 }
 

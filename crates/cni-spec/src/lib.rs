@@ -20,6 +20,7 @@
 //! The runner writes only the result or error JSON to stdout; logs go to stderr or a file.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod atomic;
 pub mod config;
 pub mod delegate;
 pub mod device_info;
@@ -31,6 +32,7 @@ pub mod plugin;
 pub mod result;
 pub mod version;
 
+pub use atomic::{AtomicWriteError, Durability, write_atomic};
 pub use config::{
     Args, ArgsCni, GcAttachment, IpamConf, NetConf, NoPluginConfig, RuntimeConfig,
     ValidAttachments, resolve_version,

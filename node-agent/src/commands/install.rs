@@ -7,7 +7,6 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -15,23 +14,13 @@ use anyhow::Context;
 
 use crate::cli::InstallCniArgs;
 
-/// Installs one file atomically as `dst_dir/name`.
+/// Installs one file atomically as `dst_dir/name` (0755, durable including the rename).
 pub fn install_atomic(src: &Path, dst_dir: &Path, name: &str) -> io::Result<()> {
-    let tmp = dst_dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut from = File::open(src)?;
-        let mut to = File::create(&tmp)?;
-        io::copy(&mut from, &mut to)?;
-        to.set_permissions(fs::Permissions::from_mode(0o755))?;
-        to.sync_all()?;
-        fs::rename(&tmp, dst_dir.join(name))?;
-        // Make the rename itself durable.
-        File::open(dst_dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut from = File::open(src)?;
+    cni_spec::write_atomic(&dst_dir.join(name), 0o755, cni_spec::Durability::FileAndDir, |to| {
+        io::copy(&mut from, to).map(drop)
+    })
+    .map_err(|e| io::Error::new(e.source.kind(), e))
 }
 
 pub fn run(args: &InstallCniArgs) -> anyhow::Result<ExitCode> {
@@ -56,6 +45,7 @@ pub fn run(args: &InstallCniArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn replaces_atomically_and_leaves_no_temp_files() {
