@@ -93,8 +93,6 @@ pub struct Link {
     pub name: String,
     /// `IFF_*` flags (see [`iff`]).
     pub flags: u32,
-    /// Link layer type (`ARPHRD_*`: 1 Ethernet, 32 InfiniBand), as sysfs `type` shows it.
-    pub link_type: u16,
     /// Current MAC address (Ethernet-like links).
     pub mac: Option<Mac>,
     /// Permanent (factory) MAC address.
@@ -147,12 +145,7 @@ impl Link {
     /// message the parse came from; the VF list is read from it (see
     /// [`parse_vf_info_list`] for why raw).
     pub fn from_message(m: &LinkMessage, raw: Option<&[u8]>) -> Result<Link> {
-        let mut l = Link {
-            index: m.header.index,
-            flags: m.header.flags.bits(),
-            link_type: u16::from(m.header.link_layer_type),
-            ..Link::default()
-        };
+        let mut l = Link { index: m.header.index, flags: m.header.flags.bits(), ..Link::default() };
         for a in &m.attributes {
             match a {
                 LinkAttribute::IfName(n) => l.name = n.clone(),
