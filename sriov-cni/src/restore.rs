@@ -428,10 +428,8 @@ fn replay_order(undos: &[Undo]) -> Vec<usize> {
 /// Like [`gone_ok`] for a change of a link attribute: only a missing device counts as done.
 /// (`EADDRNOTAVAIL` is "already gone" for an address, but a refusal for a MAC change.)
 fn link_gone_ok(r: Result<(), Error>) -> Result<(), Error> {
-    const ENOENT: i32 = 2;
-    const ENODEV: i32 = 19;
     match r {
-        Err(Error::Kernel { source, op }) if matches!(source.errno(), Some(ENOENT | ENODEV)) => {
+        Err(Error::Kernel { source, op }) if source.is_no_device() => {
             debug!(op, "device gone");
             Ok(())
         }

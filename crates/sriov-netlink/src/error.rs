@@ -140,6 +140,13 @@ impl Error {
         self.errno().is_some_and(|e| NOT_FOUND_ERRNOS.contains(&e))
     }
 
+    /// True when the device itself is gone (`ENODEV`, `ENOENT`): narrower than
+    /// [`Self::is_not_found`], for changes of a link's own attributes, where
+    /// `EADDRNOTAVAIL` is a refusal (e.g. a MAC change the driver rejects), not "gone".
+    pub fn is_no_device(&self) -> bool {
+        matches!(self.errno(), Some(libc::ENODEV | libc::ENOENT))
+    }
+
     /// True when the kernel answered `EEXIST` (object already present).
     pub fn is_exists(&self) -> bool {
         self.errno() == Some(libc::EEXIST)
