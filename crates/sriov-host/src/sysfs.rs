@@ -189,17 +189,10 @@ pub fn read_link_name(path: &Path) -> Result<Option<String>, SysfsError> {
 
 /// Lists a directory's entry names. `Ok(None)` when it does not exist.
 pub fn list_dir(path: &Path) -> Result<Option<Vec<String>>, SysfsError> {
-    let rd = match fs::read_dir(path) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(SysfsError::new("list", path, e)),
-    };
-    let mut names = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| SysfsError::new("list", path, e))?;
-        names.push(entry.file_name().to_string_lossy().into_owned());
+    match Dir::open(path)? {
+        Some(dir) => dir.list("."),
+        None => Ok(None),
     }
-    Ok(Some(names))
 }
 
 /// Whether a path exists (following symlinks).
