@@ -254,6 +254,30 @@ struct Device {
 }
 
 impl Device {
+    /// A function as `pci_device_add()` leaves it: no IDs yet (the caller sets them), unbound,
+    /// no override, not enabled by hand, no netdev or RDMA device.
+    fn added(addr: PciAddr, dir: String, kind: DevKind, numa_node: i32, iommu_group: u32) -> Self {
+        Device {
+            addr,
+            dir,
+            kind,
+            vendor: 0,
+            device: 0,
+            subsystem_vendor: 0,
+            subsystem_device: 0,
+            revision: 0,
+            class: 0,
+            numa_node,
+            driver: None,
+            driver_override: None,
+            manually_enabled: false,
+            iommu_group,
+            netdev: None,
+            rdma: None,
+            bind_gen: 0,
+        }
+    }
+
     fn is_vf(&self) -> bool {
         matches!(self.kind, DevKind::Vf { .. })
     }
@@ -379,9 +403,6 @@ impl Sim {
                 sim.devices.insert(
                     rp,
                     Device {
-                        addr: rp,
-                        dir: format!("{DEVICES}/pci{:04x}:{:02x}/{rp}", rp.domain, rp.bus),
-                        kind: DevKind::RootPort,
                         // Intel Sky Lake-E PCI Express Root Port A.
                         vendor: 0x8086,
                         device: 0x2030,
@@ -389,14 +410,13 @@ impl Sim {
                         subsystem_device: 0x0000,
                         revision: 0x04,
                         class: CLASS_BRIDGE,
-                        numa_node: pf.numa_node,
-                        driver: None,
-                        driver_override: None,
-                        manually_enabled: false,
-                        iommu_group: next_group,
-                        netdev: None,
-                        rdma: None,
-                        bind_gen: 0,
+                        ..Device::added(
+                            rp,
+                            format!("{DEVICES}/pci{:04x}:{:02x}/{rp}", rp.domain, rp.bus),
+                            DevKind::RootPort,
+                            pf.numa_node,
+                            next_group,
+                        )
                     },
                 );
                 next_group += 1;
@@ -422,23 +442,19 @@ impl Sim {
             sim.devices.insert(
                 pf.pci_address,
                 Device {
-                    addr: pf.pci_address,
-                    dir: dev_dir_of(pf.pci_address),
-                    kind: DevKind::Pf(Box::new(state)),
                     vendor: info.vendor,
                     device: info.device,
                     subsystem_vendor: info.subsystem_vendor,
                     subsystem_device: info.subsystem_device,
                     revision: info.revision,
                     class: CLASS_ETHERNET,
-                    numa_node: pf.numa_node,
-                    driver: None,
-                    driver_override: None,
-                    manually_enabled: false,
-                    iommu_group: next_group,
-                    netdev: None,
-                    rdma: None,
-                    bind_gen: 0,
+                    ..Device::added(
+                        pf.pci_address,
+                        dev_dir_of(pf.pci_address),
+                        DevKind::Pf(Box::new(state)),
+                        pf.numa_node,
+                        next_group,
+                    )
                 },
             );
             next_group += 1;
@@ -1081,23 +1097,18 @@ impl Sim {
         if fields.len() != 7 {
             let probe_dev = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
             let fake = Device {
-                addr: PciAddr::from_routing_id(0, 0),
-                dir: String::new(),
-                kind: DevKind::RootPort,
                 vendor: probe_dev(id.vendor),
                 device: probe_dev(id.device),
                 subsystem_vendor: probe_dev(id.subvendor),
                 subsystem_device: probe_dev(id.subdevice),
-                revision: 0,
                 class: id.class,
-                numa_node: -1,
-                driver: None,
-                driver_override: None,
-                manually_enabled: false,
-                iommu_group: 0,
-                netdev: None,
-                rdma: None,
-                bind_gen: 0,
+                ..Device::added(
+                    PciAddr::from_routing_id(0, 0),
+                    String::new(),
+                    DevKind::RootPort,
+                    -1,
+                    0,
+                )
             };
             if self.driver_matches_dev(&self.drivers[di], &fake) {
                 return Err(Errno::EEXIST);
@@ -1505,23 +1516,19 @@ impl Sim {
             self.devices.insert(
                 addr,
                 Device {
-                    addr,
-                    dir: format!("{dir_parent}/{addr}"),
-                    kind: DevKind::Vf { pf, index: i },
                     vendor: info.vendor,
                     device: info.vf_device,
                     subsystem_vendor: info.vf_subsystem_vendor,
                     subsystem_device: info.vf_subsystem_device,
                     revision: info.revision,
                     class: CLASS_ETHERNET,
-                    numa_node: numa,
-                    driver: None,
-                    driver_override: None,
-                    manually_enabled: false,
-                    iommu_group: group,
-                    netdev: None,
-                    rdma: None,
-                    bind_gen: 0,
+                    ..Device::added(
+                        addr,
+                        format!("{dir_parent}/{addr}"),
+                        DevKind::Vf { pf, index: i },
+                        numa,
+                        group,
+                    )
                 },
             );
             self.dirty_devs.insert(addr);
