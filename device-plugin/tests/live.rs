@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Dirs, H, Plugin, U, WAIT, addr, hv, live_host, pf, write};
+use common::{Dirs, H, Plugin, TwoPools, U, WAIT, addr, hv, live_host, pf, two_pools, write};
 use pretty_assertions::assert_eq;
 use sriov_netlink::OwnedNetns;
 use sriov_sim::{NicModel, Sim, SimSpec};
@@ -20,27 +20,8 @@ async fn vfs_added_removed_and_rebound_at_runtime() {
     need_root!();
     let spec = SimSpec::empty().pf(pf(NicModel::IntelX710, "0000:3b:00.0", "ens1f0", 0, 2));
     let host = live_host(Sim::new(spec).unwrap());
-    let dirs = Dirs::new(
-        r#"{"resourceList": [{"resourceName": "net", "selectors": {"drivers": ["iavf"]}},
-                             {"resourceName": "dpdk", "selectors": {"drivers": ["vfio-pci"]}}]}"#,
-    );
-    let kubelet = Kubelet::start(&dirs.kubelet).await.unwrap();
-    let _plugin = Plugin::start(
-        &dirs,
-        &host.sysfs(),
-        &host.dev(),
-        &["--rescan-interval", "200ms", "--removal-grace", "1s"],
-        None,
-    );
-    let net_reg = kubelet.wait_registration("intel.com/net", WAIT).await.unwrap();
-    let dpdk_reg = kubelet.wait_registration("intel.com/dpdk", WAIT).await.unwrap();
-    let mut net = kubelet.connect(&net_reg).await.unwrap().list_and_watch().await.unwrap();
-    let mut dpdk = kubelet.connect(&dpdk_reg).await.unwrap().list_and_watch().await.unwrap();
-    assert_eq!(
-        health_of(&net.next(WAIT).await.unwrap()),
-        hv(&[("0000:3b:02.0", H), ("0000:3b:02.1", H)])
-    );
-    assert!(dpdk.next(WAIT).await.unwrap().is_empty());
+    let TwoPools { mut net, mut dpdk, plugin: _plugin, kubelet: _kubelet, dirs: _dirs } =
+        two_pools(&host, &["--rescan-interval", "200ms", "--removal-grace", "1s"], None).await;
 
     // 2 -> 4 VFs, the way the kernel requires it (through 0).
     let pf_dir = host.sysfs().join("bus/pci/devices/0000:3b:00.0");

@@ -9,11 +9,11 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Dirs, H, Plugin, U, WAIT, hv, live_host, pf, write};
+use common::{H, TwoPools, U, WAIT, hv, live_host, pf, two_pools, write};
 use pretty_assertions::assert_eq;
 use sriov_netlink::OwnedNetns;
 use sriov_sim::{NicModel, Sim, SimSpec, UeventTarget};
-use sriov_testkit::kubelet::{Kubelet, health_of};
+use sriov_testkit::kubelet::health_of;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runtime_vf_changes_reach_list_and_watch_through_uevents_alone() {
@@ -23,28 +23,10 @@ async fn runtime_vf_changes_reach_list_and_watch_through_uevents_alone() {
     let sim =
         Sim::new(spec).unwrap().with_uevents(UeventTarget::Netns(node.path().to_owned())).unwrap();
     let host = live_host(sim);
-    let dirs = Dirs::new(
-        r#"{"resourceList": [{"resourceName": "net", "selectors": {"drivers": ["iavf"]}},
-                             {"resourceName": "dpdk", "selectors": {"drivers": ["vfio-pci"]}}]}"#,
-    );
-    let kubelet = Kubelet::start(&dirs.kubelet).await.unwrap();
     // No periodic rescan, no link events: only uevents can tell the plugin about changes.
-    let plugin = Plugin::start(
-        &dirs,
-        &host.sysfs(),
-        &host.dev(),
-        &["--rescan-interval", "0", "--no-link-events", "--removal-grace", "1s"],
-        Some(node.path()),
-    );
-    let net_reg = kubelet.wait_registration("intel.com/net", WAIT).await.unwrap();
-    let dpdk_reg = kubelet.wait_registration("intel.com/dpdk", WAIT).await.unwrap();
-    let mut net = kubelet.connect(&net_reg).await.unwrap().list_and_watch().await.unwrap();
-    let mut dpdk = kubelet.connect(&dpdk_reg).await.unwrap().list_and_watch().await.unwrap();
-    assert_eq!(
-        health_of(&net.next(WAIT).await.unwrap()),
-        hv(&[("0000:3b:02.0", H), ("0000:3b:02.1", H)])
-    );
-    assert!(dpdk.next(WAIT).await.unwrap().is_empty());
+    let extra = ["--rescan-interval", "0", "--no-link-events", "--removal-grace", "1s"];
+    let TwoPools { mut net, mut dpdk, plugin, kubelet: _kubelet, dirs: _dirs } =
+        two_pools(&host, &extra, Some(node.path())).await;
 
     // VFs removed: Unhealthy for the grace period, then gone.
     let pf_dir = host.sysfs().join("bus/pci/devices/0000:3b:00.0");

@@ -229,3 +229,36 @@ impl Drop for Plugin {
         }
     }
 }
+
+/// What the runtime-change tests run: a kubelet, the plugin (started with `extra`, in `netns`
+/// if given) with two pools on the live host, a kernel pool `intel.com/net` (iavf) and a DPDK
+/// pool `intel.com/dpdk` (vfio-pci), and both ListAndWatch streams past their first snapshot.
+/// Fields drop in order: streams, plugin, kubelet, then the directories.
+pub struct TwoPools {
+    pub net: sriov_testkit::kubelet::DeviceStream,
+    pub dpdk: sriov_testkit::kubelet::DeviceStream,
+    pub plugin: Plugin,
+    pub kubelet: sriov_testkit::kubelet::Kubelet,
+    pub dirs: Dirs,
+}
+
+/// Starts [`TwoPools`] on a host with one PF and two iavf VFs (0000:3b:02.0 and .1), and checks
+/// the first snapshots: both VFs Healthy in `net`, nothing in `dpdk`.
+pub async fn two_pools(host: &LiveHost, extra: &[&str], netns: Option<&Path>) -> TwoPools {
+    let dirs = Dirs::new(
+        r#"{"resourceList": [{"resourceName": "net", "selectors": {"drivers": ["iavf"]}},
+                             {"resourceName": "dpdk", "selectors": {"drivers": ["vfio-pci"]}}]}"#,
+    );
+    let kubelet = sriov_testkit::kubelet::Kubelet::start(&dirs.kubelet).await.unwrap();
+    let plugin = Plugin::start(&dirs, &host.sysfs(), &host.dev(), extra, netns);
+    let net_reg = kubelet.wait_registration("intel.com/net", WAIT).await.unwrap();
+    let dpdk_reg = kubelet.wait_registration("intel.com/dpdk", WAIT).await.unwrap();
+    let mut net = kubelet.connect(&net_reg).await.unwrap().list_and_watch().await.unwrap();
+    let mut dpdk = kubelet.connect(&dpdk_reg).await.unwrap().list_and_watch().await.unwrap();
+    assert_eq!(
+        sriov_testkit::kubelet::health_of(&net.next(WAIT).await.unwrap()),
+        hv(&[("0000:3b:02.0", H), ("0000:3b:02.1", H)])
+    );
+    assert!(dpdk.next(WAIT).await.unwrap().is_empty());
+    TwoPools { net, dpdk, plugin, kubelet, dirs }
+}
