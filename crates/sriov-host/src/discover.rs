@@ -2,7 +2,8 @@
 //!
 //! Every PF (a PCI function with `sriov_totalvfs`) is read once, and its VFs are found through its
 //! `virtfnN` links — one readlink per VF, so the VF→index map is built in O(n) per PF rather than by
-//! resolving every `virtfn*` link for every VF (the Go device plugin's O(n²)).
+//! resolving every `virtfn*` link for every VF (the Go device plugin's O(n²)). The PFs, then all
+//! their VFs in blocks, are read on one thread per core: a big host is syscall-bound.
 //!
 //! Optional attributes that are missing or unreadable become `None` (unknown); garbage in them adds
 //! a [`Warning`]. Garbage in what SR-IOV itself depends on (`sriov_totalvfs`, `sriov_numvfs`, a
@@ -10,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::ids::PciIds;
 use crate::model::{
@@ -82,10 +84,14 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
         }
     }
     // In address order a PF comes before its VFs (a VF's routing ID is the PF's plus a positive
-    // offset), so once a PF's `virtfnN` links are read its VFs need no "is this a PF?" probe.
+    // offset), so once a PF's VF addresses are known its VFs need no "is this a PF?" probe. They
+    // are computed from `sriov_offset`/`sriov_stride` (the kernel's own rule); the `virtfnN` links,
+    // which are authoritative, are read later in parallel. A tree without those files gets its
+    // links read here instead.
     addrs.sort();
+    let wanted: Option<PciAddr> = opts.pf.as_deref().and_then(|k| k.parse().ok());
     let mut known_vfs = HashSet::new();
-    let mut pf_links = Vec::new();
+    let mut found = Vec::new();
     let mut others = Vec::new();
     for addr in addrs {
         if known_vfs.contains(&addr) {
@@ -100,29 +106,70 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
                     expected: "a device directory",
                 }
             })?;
-            let links = vf_links(&dir)?;
-            known_vfs.extend(links.iter().map(|(_, a, _)| *a));
-            pf_links.push((addr, dir, links));
+            let links = match vf_addrs_by_rule(&dir, addr) {
+                Some(vfs) => {
+                    known_vfs.extend(vfs);
+                    None
+                }
+                None => {
+                    let links = vf_links(&dir)?;
+                    known_vfs.extend(links.iter().map(|(_, a, _)| *a));
+                    Some(links)
+                }
+            };
+            if wanted.is_none_or(|w| w == addr) {
+                found.push((addr, dir, links));
+            }
         } else {
             others.push(addr);
         }
     }
 
-    let wanted: Option<PciAddr> = opts.pf.as_deref().and_then(|k| k.parse().ok());
-    let mut pfs = Vec::with_capacity(pf_links.len());
-    for (addr, dir, links) in pf_links {
-        if wanted.is_some_and(|w| w != addr) {
-            continue;
-        }
-        let mut r = Reader { warnings: &mut warnings, lean: opts.skip_vf_netdev_details };
-        let pf = r.pf(paths, addr, &dir, &links)?;
+    // The PFs themselves (and their `virtfnN` links), then all their VFs, each spread over the
+    // cores: reading a device is a few dozen small syscalls, so a big host is syscall-bound.
+    let lean = opts.skip_vf_netdev_details;
+    let many = known_vfs.len() >= PARALLEL_FROM;
+    let read_pfs = par_map(&found, many, |(addr, dir, links)| {
+        let links = match links {
+            Some(l) => l.clone(),
+            None => vf_links(dir)?,
+        };
+        let mut warnings = Vec::new();
+        let pf = Reader { warnings: &mut warnings, lean }.pf(*addr, dir)?;
+        Ok::<_, DiscoverError>((pf, links, warnings))
+    });
+    let mut pfs = Vec::with_capacity(found.len());
+    let mut jobs = Vec::new();
+    for (read, (_, dir, _)) in read_pfs.into_iter().zip(&found) {
+        let (pf, links, w) = read?;
+        warnings.extend(w);
         if let Some(key) = opts.pf.as_deref()
             && wanted.is_none()
             && pf.netdev.as_deref() != Some(key)
         {
             continue;
         }
+        jobs.extend(links.into_iter().map(|link| (pfs.len(), dir, pf.pci_address, link)));
         pfs.push(pf);
+    }
+    let blocks: Vec<_> = jobs.chunks(VF_BLOCK).collect();
+    let read_vfs = par_map(&blocks, many, |block| -> ChunkResult {
+        let mut warnings = Vec::new();
+        let mut r = Reader { warnings: &mut warnings, lean };
+        let mut out = Vec::with_capacity(block.len());
+        for (pf_i, pf_dir, pf, (vf_index, vf_addr, link)) in block.iter() {
+            if let Some(vf) = r.vf_via_link(paths, pf_dir, *pf, *vf_index, *vf_addr, link)? {
+                out.push((*pf_i, vf));
+            }
+        }
+        Ok((out, warnings))
+    });
+    for part in read_vfs {
+        let (vfs, w) = part?;
+        warnings.extend(w);
+        for (pf_i, vf) in vfs {
+            pfs[pf_i].vfs.push(vf);
+        }
     }
     // Devices that are neither a PF nor one of their VFs are of no interest, except that a link
     // that leads nowhere means a broken tree; checked here, off the per-VF path.
@@ -181,8 +228,58 @@ fn fill_names(host: &mut Host, ids: &PciIds) {
     }
 }
 
-/// VFs read by one thread, with its warnings.
-type ChunkResult = Result<(Vec<Vf>, Vec<Warning>), DiscoverError>;
+/// From this many VFs on, discovery reads on several threads (below, a thread costs more than it
+/// saves).
+const PARALLEL_FROM: usize = 64;
+
+/// VFs per unit of parallel work: small enough to balance the threads, big enough that claiming
+/// one is noise.
+const VF_BLOCK: usize = 32;
+
+/// VFs read from one block (with the index of their PF), with the block's warnings.
+type ChunkResult = Result<(Vec<(usize, Vf)>, Vec<Warning>), DiscoverError>;
+
+/// `f` over `items`, results in order; with `parallel`, on up to one thread per core (this one
+/// included), each claiming the next item as it finishes one.
+fn par_map<T: Sync, R: Send>(items: &[T], parallel: bool, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = threads.min(items.len());
+    if !parallel || threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            done.push((i, f(item)));
+        }
+        done
+    };
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in helpers {
+            // A reader thread only panics on a bug; surface it rather than hide it.
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        for (i, r) in all {
+            slots[i] = Some(r);
+        }
+    });
+    // Every index below items.len() was claimed exactly once.
+    slots.into_iter().flatten().collect()
+}
+
+/// The addresses of a PF's VFs by the kernel's rule (`sriov_numvfs`, `sriov_offset`,
+/// `sriov_stride`); `None` when the tree lacks or garbles one of them (the links are read then).
+fn vf_addrs_by_rule(dir: &Dir, pf: PciAddr) -> Option<Vec<PciAddr>> {
+    let num = |name| dir.read(name).ok().flatten().and_then(|v| v.parse::<u32>().ok());
+    let (n, offset, stride) = (num("sriov_numvfs")?, num("sriov_offset")?, num("sriov_stride")?);
+    (0..n).map(|i| pf.vf(offset, stride, i)).collect()
+}
 
 /// A PF's `virtfnN` links: (N, VF address, link name), sorted by N.
 type VfLinks = Vec<(u32, PciAddr, String)>;
@@ -363,34 +460,37 @@ impl Reader<'_> {
             };
             return (Some(Netdev::named(name, link_type)), NetdevStatus::Present);
         }
-        let d = match dir.sub(&format!("net/{name}")) {
-            Ok(Some(d)) => d,
-            // Gone between the listing and now: the netdev just left this namespace.
-            Ok(None) => return (None, NetdevStatus::NotInNamespace),
-            Err(e) => {
-                self.warn(&e.path, format!("unreadable: {}", e.source));
-                return (None, NetdevStatus::NotInNamespace);
-            }
-        };
-        let mac = self.opt(&d, "address");
-        let mtu = self.parsed(&d, "mtu", "an integer");
-        let oper_state = self.opt(&d, "operstate");
+        // Attributes through relative paths (`net/<name>/address`): no open of the netdev
+        // directory itself, two syscalls fewer per device.
+        let attr = |a: &str| format!("net/{name}/{a}");
+        let mac = self.opt(dir, &attr("address"));
+        // Every netdev has an `address`: none means the netdev left this namespace between the
+        // listing and now (or the tree lacks it, which the directory tells apart).
+        if mac.is_none() && !dir.exists(&format!("net/{name}")) {
+            return (None, NetdevStatus::NotInNamespace);
+        }
+        let mtu = self.parsed(dir, &attr("mtu"), "an integer");
+        let oper_state = self.opt(dir, &attr("operstate"));
         // operstate "up" implies carrier (the kernel only reports IF_OPER_UP with carrier), so the
         // file is read only otherwise. The kernel answers EINVAL for carrier and speed while the
         // link is admin down: that is "unknown", not a problem worth a warning.
         let carrier = if oper_state.as_deref() == Some("up") {
             Some(true)
         } else {
-            d.read("carrier").ok().flatten().and_then(|c| match c.as_str() {
+            dir.read(&attr("carrier")).ok().flatten().and_then(|c| match c.as_str() {
                 "1" => Some(true),
                 "0" => Some(false),
                 _ => None,
             })
         };
-        let speed_mbps =
-            if may_know_speed(oper_state.as_deref()) { read_speed(&d, "speed") } else { None };
-        let link_type = self.parsed::<u32>(&d, "type", "an integer").map(LinkType::from_arphrd);
-        let ifindex = self.parsed(&d, "ifindex", "an integer");
+        let speed_mbps = if may_know_speed(oper_state.as_deref()) {
+            read_speed(dir, &attr("speed"))
+        } else {
+            None
+        };
+        let link_type =
+            self.parsed::<u32>(dir, &attr("type"), "an integer").map(LinkType::from_arphrd);
+        let ifindex = self.parsed(dir, &attr("ifindex"), "an integer");
         (
             Some(Netdev { name, mac, mtu, oper_state, carrier, speed_mbps, link_type, ifindex }),
             NetdevStatus::Present,
@@ -411,13 +511,8 @@ impl Reader<'_> {
         })
     }
 
-    fn pf(
-        &mut self,
-        paths: &HostPaths,
-        addr: PciAddr,
-        dir: &Dir,
-        vf_links: &[(u32, PciAddr, String)],
-    ) -> Result<Pf, DiscoverError> {
+    /// A PF's own facts; its `vfs` are filled in afterwards.
+    fn pf(&mut self, addr: PciAddr, dir: &Dir) -> Result<Pf, DiscoverError> {
         let pci = self.pci_info(dir, true);
         let (link, netdev_status) = self.netdev(dir, &pci, true);
         let total_vfs = self.required_u32(dir, "sriov_totalvfs")?;
@@ -425,7 +520,6 @@ impl Reader<'_> {
         let vf_device_id = self.parsed(dir, "sriov_vf_device", "a hex PCI ID");
         let drivers_autoprobe =
             self.parsed::<u8>(dir, "sriov_drivers_autoprobe", "0 or 1").map(|v| v != 0);
-        let vfs = self.vfs(paths, dir, addr, vf_links)?;
         Ok(Pf {
             pci_address: addr,
             netdev: link.as_ref().map(|l| l.name.clone()),
@@ -436,68 +530,36 @@ impl Reader<'_> {
             num_vfs,
             vf_device_id,
             drivers_autoprobe,
-            vfs,
+            vfs: Vec::with_capacity(num_vfs as usize),
         })
     }
 
-    /// Reads a PF's VFs. Large PFs are split over a few threads: reading a VF is a dozen small
-    /// syscalls, so a 256-VF PF is syscall-bound and scales with cores.
-    fn vfs(
+    /// Reads the VF behind the PF's `virtfnN` link (a short walk), naming it by its own bus path so
+    /// messages name the VF. `Ok(None)` when it was removed while being read.
+    fn vf_via_link(
         &mut self,
         paths: &HostPaths,
         pf_dir: &Dir,
         pf: PciAddr,
-        links: &[(u32, PciAddr, String)],
-    ) -> Result<Vec<Vf>, DiscoverError> {
-        const PER_THREAD: usize = 64;
-        let lean = self.lean;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let chunk = links.len().div_ceil(threads).max(PER_THREAD);
-        let read_chunk = |links: &[(u32, PciAddr, String)]| -> ChunkResult {
-            let mut warnings = Vec::new();
-            let mut r = Reader { warnings: &mut warnings, lean };
-            let mut out = Vec::with_capacity(links.len());
-            for (vf_index, vf_addr, link) in links {
-                // Opened through the PF's `virtfnN` link (a short walk) but named by the VF's own
-                // bus path, so messages name the VF.
-                let Some(vf_dir) = pf_dir.open_at(link, paths.pci_device(*vf_addr))? else {
-                    // The kernel removes `virtfnN` before the VF itself, so a link that is gone
-                    // now means the VF was removed while we read (VF count going down): skip it.
-                    // A link that is still there but leads nowhere is a broken tree.
-                    if pf_dir.link_name(link)?.is_none() {
-                        r.warn(&pf_dir.join(link), "VF removed while being read; skipped");
-                        continue;
-                    }
-                    return Err(DiscoverError::Malformed {
-                        path: pf_dir.join(link),
-                        value: vf_addr.to_string(),
-                        expected: "a link to an existing PCI device",
-                    });
-                };
-                out.push(r.vf(paths, &vf_dir, *vf_addr, *vf_index, pf));
+        vf_index: u32,
+        vf_addr: PciAddr,
+        link: &str,
+    ) -> Result<Option<Vf>, DiscoverError> {
+        let Some(vf_dir) = pf_dir.open_at(link, paths.pci_device(vf_addr))? else {
+            // The kernel removes `virtfnN` before the VF itself, so a link that is gone now means
+            // the VF was removed while we read (VF count going down): skip it. A link that is
+            // still there but leads nowhere is a broken tree.
+            if pf_dir.link_name(link)?.is_none() {
+                self.warn(&pf_dir.join(link), "VF removed while being read; skipped");
+                return Ok(None);
             }
-            Ok((out, warnings))
+            return Err(DiscoverError::Malformed {
+                path: pf_dir.join(link),
+                value: vf_addr.to_string(),
+                expected: "a link to an existing PCI device",
+            });
         };
-        let parts: Vec<ChunkResult> = if links.len() <= chunk {
-            vec![read_chunk(links)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> =
-                    links.chunks(chunk).map(|c| s.spawn(move || read_chunk(c))).collect();
-                // A reader thread only panics on a bug; surface it rather than hide it.
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        };
-        let mut vfs = Vec::with_capacity(links.len());
-        for part in parts {
-            let (v, w) = part?;
-            vfs.extend(v);
-            self.warnings.extend(w);
-        }
-        Ok(vfs)
+        Ok(Some(self.vf(paths, &vf_dir, vf_addr, vf_index, pf)))
     }
 
     fn vf(
@@ -640,7 +702,11 @@ mod tests {
         let read = |warnings: &mut Vec<Warning>| {
             let pf_dir = Dir::open(&pf).unwrap().unwrap();
             let mut r = Reader { warnings, lean: false };
-            r.vfs(&paths, &pf_dir, pf_addr, &links)
+            let mut vfs = Vec::new();
+            for (index, addr, link) in &links {
+                vfs.extend(r.vf_via_link(&paths, &pf_dir, pf_addr, *index, *addr, link)?);
+            }
+            Ok::<_, DiscoverError>(vfs)
         };
         // virtfn1 still there, leading nowhere: a broken tree.
         let err = read(&mut Vec::new()).unwrap_err();

@@ -52,6 +52,18 @@ impl PciAddr {
     pub fn function(self) -> u8 {
         self.function
     }
+
+    /// The address of VF `index` of the PF at this address, by the SR-IOV rule the kernel applies
+    /// (`pci_iov_virtfn_bus`/`_devfn`): routing ID = PF's + `offset` + `stride` × index, where a
+    /// routing ID is bus << 8 | device << 3 | function. `None` when it runs past bus 255.
+    pub fn vf(self, offset: u32, stride: u32, index: u32) -> Option<Self> {
+        let rid =
+            (u32::from(self.bus) << 8) | (u32::from(self.device) << 3) | u32::from(self.function);
+        let rid = rid.checked_add(offset)?.checked_add(stride.checked_mul(index)?)?;
+        let bus = u8::try_from(rid >> 8).ok()?;
+        let devfn = rid & 0xff;
+        Self::new(self.domain, bus, (devfn >> 3) as u8, (devfn & 7) as u8)
+    }
 }
 
 impl FromStr for PciAddr {
@@ -208,6 +220,21 @@ mod tests {
         v.sort();
         let s: Vec<String> = v.iter().map(ToString::to_string).collect();
         assert_eq!(s, ["0000:0a:00.0", "0000:3b:02.1", "0000:3b:10.0"]);
+    }
+
+    #[test]
+    fn vf_addresses_follow_offset_and_stride() {
+        let pf: PciAddr = "0000:3b:00.0".parse().unwrap();
+        // X710 / E810 style: offset 16, stride 1.
+        assert_eq!(pf.vf(16, 1, 0).unwrap().to_string(), "0000:3b:02.0");
+        assert_eq!(pf.vf(16, 1, 9).unwrap().to_string(), "0000:3b:03.1");
+        // 256 VFs spill onto the next bus, as the kernel places them.
+        assert_eq!(pf.vf(16, 1, 255).unwrap().to_string(), "0000:3c:01.7");
+        // igb (82576 as QEMU models it): offset 0x80, stride 2 from function 0.
+        let igb: PciAddr = "0000:01:00.0".parse().unwrap();
+        assert_eq!(igb.vf(0x80, 2, 3).unwrap().to_string(), "0000:01:10.6");
+        let last: PciAddr = "0000:ff:00.0".parse().unwrap();
+        assert_eq!(last.vf(0x100, 1, 0), None);
     }
 
     #[test]
