@@ -13,14 +13,16 @@
 //!   how much of the gap is process creation, which any exec'd CNI plugin pays.
 //!
 //! Prints median and p90 of ADD, DEL and the pair. Run as root:
-//! `cargo bench -p meta-plugins --bench add_del` (`BENCH_RUNS`, default 50, minimum 30).
+//! `cargo bench -p meta-plugins --bench add_del` (`BENCH_RUNS`, default 50, minimum 30;
+//! `VETH_BIN=/path/to/veth` to time another build). `tests/bench-cni.sh` runs it on the static
+//! build that deploy/Dockerfile ships.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -172,7 +174,9 @@ fn main() {
         merge(&mut p, json!({"cniVersion": "1.0.0", "name": "bench-ptp"}));
         p
     };
-    let veth_bin = our_bin("veth");
+    // VETH_BIN times another build (tests/bench-cni.sh passes the static, shipped one).
+    let veth_bin = std::env::var_os("VETH_BIN").map_or_else(|| our_bin("veth"), PathBuf::from);
+    println!("veth binary: {}", veth_bin.display());
     let ptp_bin = our_bin("ptp");
     let pod = t.pod.path().to_path_buf();
     let ptp_path = ptp_pod.path().to_path_buf();

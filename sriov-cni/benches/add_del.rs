@@ -4,7 +4,11 @@
 //!    does, with the journal on tmpfs and on the root disk;
 //! 2. Debian's Go `host-device` plugin ADD then DEL of an identical veth-backed device;
 //! 3. the kernel floor: the same netns moves with rename, done in-process with nothing else
-//!    (one RTM_NEWLINK into the pod, one back).
+//!    (one RTM_NEWLINK into the pod, one back);
+//! 4. the same two moves done by iproute2, one fresh `ip` process per move, as a plugin's two
+//!    calls are: a move from a freshly started process waits about one more RCU grace period
+//!    than the same move from a long-running one (measured, for `ip` itself, in the README), so
+//!    this is the floor any exec'd CNI plugin stands on.
 //!
 //! Also: `/bin/true` and `sriov VERSION` through the same harness (the cost of exec'ing
 //! anything), and sriov's in-process time with the move syscall taken out (from its own
@@ -130,6 +134,15 @@ fn main() {
     let (mut on_tmpfs, mut on_disk) = (Samples::default(), Samples::default());
     let mut on_baseline = Samples::default();
     let (mut host_device, mut floor, mut floor_up) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ip_floor = Vec::new();
+    let ns_name = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let (node_ns, pod_ns) = (ns_name(node.netns.path()), ns_name(&pod_path));
+    let ip = |args: &[&str]| {
+        let t = Instant::now();
+        let st = std::process::Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+        t.elapsed()
+    };
     let (mut add_work, mut del_work, mut moves) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         for (conf, s) in [(&conf_tmpfs, &mut on_tmpfs), (&conf_disk, &mut on_disk)] {
@@ -178,6 +191,18 @@ fn main() {
             out.push(first + t.elapsed());
         }
 
+        // The same moves by iproute2, a fresh process each (the link brought up in between,
+        // untimed, so the move back closes an up link as sriov's DEL does).
+        let idx = nl.get_link(floor_name.as_str()).unwrap().index;
+        settle();
+        let first =
+            ip(&["-n", &node_ns, "link", "set", &floor_name, "netns", &pod_ns, "name", "net1"]);
+        pod_nl.set_up(idx).unwrap();
+        settle();
+        let back =
+            ip(&["-n", &pod_ns, "link", "set", "net1", "netns", &node_ns, "name", &floor_name]);
+        ip_floor.push(first + back);
+
         // Where sriov's own time goes, from its trace timestamps (tracing adds a little): time
         // inside the process minus the time inside the move syscall.
         for (c, work) in [(&add, &mut add_work), (&del, &mut del_work)] {
@@ -211,6 +236,7 @@ fn main() {
     let host_device = report("host-device ADD+DEL (Debian 1.1.1, Go)", host_device);
     let floor = report("kernel floor: move in + move back, with rename", floor);
     let floor_up = report("kernel floor: move in, up, move back, with rename", floor_up);
+    let ip_floor = report("iproute2: the same moves, one `ip` process each", ip_floor);
 
     println!();
     println!("load average at the end: {}", loadavg());
@@ -227,6 +253,11 @@ fn main() {
             host_device - med
         );
     }
+    println!(
+        "sriov ADD+DEL (journal on tmpfs) vs the same moves by two `ip` processes: {:+.2} ms \
+         (each call of either is a fresh process)",
+        ours.iter().find(|(l, _)| *l == "tmpfs").map_or(f64::NAN, |(_, m)| *m) - ip_floor
+    );
     // The target (overhead above the kernel floor <= 2 ms) counts everything the plugin adds:
     // both process starts, parsing, sysfs, journal and netlink.
     let tmpfs = ours.iter().find(|(l, _)| *l == "tmpfs").map_or(f64::NAN, |(_, m)| *m);
