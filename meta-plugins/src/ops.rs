@@ -395,13 +395,14 @@ impl MetaPlugin {
 impl Plugin for MetaPlugin {
     type Config = RawKeys;
 
-    fn logging(&self, config: &NetConf<RawKeys>) -> LogSettings {
+    fn logging(&self, config: &NetConf<RawKeys>) -> Option<LogSettings> {
         match Config::log_options_of(self.flavor, &config.plugin.keys) {
+            // The rotating JSON-lines file of `log_options`, installed here.
             Some(opts) => {
                 crate::logging::init(&opts);
-                LogSettings { level: opts.level, file: None }
+                None
             }
-            None => LogSettings::default(),
+            None => Some(LogSettings::default()),
         }
     }
 

@@ -111,9 +111,19 @@ fn main() {
     let tmpfs = PathBuf::from(format!("/dev/shm/sriov-bench-{}", std::process::id()));
     let disk = node.tmp.path().join("state-disk");
     let traced = PathBuf::from(format!("/dev/shm/sriov-bench-trace-{}", std::process::id()));
-    let conf_tmpfs = node.conf("1.0.0", 0, json!({"stateDir": tmpfs, "logLevel": "error"}));
-    let conf_disk = node.conf("1.0.0", 0, json!({"stateDir": disk, "logLevel": "error"}));
-    let conf_traced = node.conf("1.0.0", 0, json!({"stateDir": traced, "logLevel": "trace"}));
+    // Multus's device-info directory is under /run, a tmpfs on systemd nodes: on tmpfs here too
+    // (the test default is under the disk-backed temp dir).
+    let devinfo = PathBuf::from(format!("/dev/shm/sriov-bench-devinfo-{}", std::process::id()));
+    let conf = |state: &PathBuf, level: &str| {
+        node.conf(
+            "1.0.0",
+            0,
+            json!({"stateDir": state, "deviceInfoDir": devinfo, "logLevel": level}),
+        )
+    };
+    let conf_tmpfs = conf(&tmpfs, "error");
+    let conf_disk = conf(&disk, "error");
+    let conf_traced = conf(&traced, "trace");
     let add = Call::new("ADD", "bench", Some(&pod_path));
     let del = add.with_command("DEL");
     let hd = format!("{CNI_BIN_DIR}/host-device");
@@ -215,7 +225,7 @@ fn main() {
             moves.push(mv);
         }
     }
-    for d in [&tmpfs, &disk, &traced] {
+    for d in [&tmpfs, &disk, &traced, &devinfo] {
         let _ = std::fs::remove_dir_all(d);
     }
 

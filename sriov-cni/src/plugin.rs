@@ -113,8 +113,8 @@ fn strict(config: &NetConf<RawConf>) -> Result<SriovConf, CniError> {
 impl Plugin for SriovPlugin {
     type Config = RawConf;
 
-    fn logging(&self, config: &NetConf<RawConf>) -> LogSettings {
-        log_settings(&config.plugin)
+    fn logging(&self, config: &NetConf<RawConf>) -> Option<LogSettings> {
+        Some(log_settings(&config.plugin))
     }
 
     fn add(&self, req: AddRequest<RawConf>) -> Result<CniResult, CniError> {

@@ -98,8 +98,8 @@ struct Example;
 impl Plugin for Example {
     type Config = ExampleConf;
 
-    fn logging(&self, config: &NetConf<ExampleConf>) -> LogSettings {
-        LogSettings { level: config.plugin.log_level, file: config.plugin.log_file.clone() }
+    fn logging(&self, config: &NetConf<ExampleConf>) -> Option<LogSettings> {
+        Some(LogSettings { level: config.plugin.log_level, file: config.plugin.log_file.clone() })
     }
 
     fn add(&self, req: AddRequest<ExampleConf>) -> Result<CniResult, CniError> {

@@ -61,9 +61,11 @@ pub trait Plugin {
     }
 
     /// Logging for this invocation, derived from the configuration (default: `info` to
-    /// stderr). The runner installs it before dispatching.
-    fn logging(&self, _config: &NetConf<Self::Config>) -> LogSettings {
-        LogSettings::default()
+    /// stderr). The runner installs it before dispatching; `None` means the plugin installed
+    /// its own subscriber here and the runner builds none (a short-lived process should not
+    /// pay for a second one).
+    fn logging(&self, _config: &NetConf<Self::Config>) -> Option<LogSettings> {
+        Some(LogSettings::default())
     }
 
     /// `ADD`: set up the attachment and return the result (written in the configuration's
@@ -386,8 +388,9 @@ fn dispatch<P: Plugin>(
         _ => {}
     }
 
-    let settings = plugin.logging(&config);
-    install_logging(&settings);
+    if let Some(settings) = plugin.logging(&config) {
+        install_logging(&settings);
+    }
 
     let span = tracing::info_span!(
         "cni",
