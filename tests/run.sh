@@ -4,7 +4,8 @@
 #   1. formatting and lints (cargo fmt --check, clippy -D warnings)
 #   2. every crate's unit and integration tests (cargo nextest), including the black-box tests that
 #      run the built binaries against simulated SR-IOV hosts inside private network namespaces
-#   3. the real-kernel tier: the same binaries on real SR-IOV VFs in a QEMU VM (emulated Intel igb)
+#   3. the CNI plugins built as deploy/Dockerfile ships them (statically linked), answering VERSION
+#   4. the real-kernel tier: the same binaries on real SR-IOV VFs in a QEMU VM (emulated Intel igb)
 # Environment: CARGO_TARGET_DIR (default /var/tmp/sriov-suite-target, reused between runs),
 # SKIP_VM=1 to skip tier 3 (for a quick local loop).
 set -euo pipefail
@@ -36,6 +37,22 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "cargo nextest (unit, integration, black-box on simulated hosts)"
 cargo nextest run --locked --workspace --profile ci
+
+step "CNI plugins as shipped: static build, VERSION"
+triple="$(uname -m)-unknown-linux-gnu"
+RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --locked --release --target "$triple" -p sriov-cni -p meta-plugins --bins
+for bin in sriov veth router; do
+  path="$CARGO_TARGET_DIR/$triple/release/$bin"
+  # No program interpreter: nothing to resolve from the host it is copied onto.
+  if readelf -l "$path" | grep -q 'Requesting program interpreter'; then
+    echo "$path is dynamically linked" >&2
+    exit 1
+  fi
+  out="$(echo '{"cniVersion":"1.1.0"}' | env -i CNI_COMMAND=VERSION "$path")"
+  echo "$bin: $out"
+  jq -e '.supportedVersions | index("1.1.0")' <<<"$out" >/dev/null
+done
 
 if [ "${SKIP_VM:-0}" = 1 ]; then
   step "real-kernel VM tier skipped (SKIP_VM=1)"
