@@ -6,10 +6,10 @@
 //! - `<vf>/physfn` gives the PF;
 //! - the VF index comes from PCI routing-ID arithmetic (`vf_rid = pf_rid + offset + index *
 //!   stride`, the SR-IOV capability's rule), with offset and stride taken from the `virtfn0` and
-//!   `virtfn1` links, and is confirmed with one `readlink` of `<pf>/virtfn<index>`: three
-//!   `readlink`s, no file reads (on a FUSE-served tree a file read costs several round trips, a
-//!   cached `readlink` one). Only when the links disagree with the arithmetic are the
-//!   `virtfn*` links scanned;
+//!   `virtfn1` links, and is confirmed with one `readlink` of `<pf>/virtfn<index>`: at most
+//!   three `readlink`s (one for VF 0, two for VF 1), no file reads (on a FUSE-served tree a file
+//!   read costs several round trips, a cached `readlink` one). Only when the links disagree with
+//!   the arithmetic are the `virtfn*` links scanned;
 //! - `<vf>/driver` and `<vf>/net/` give the driver and the netdev name; the PF's netdev name is
 //!   read only by callers that need it ([`first_netdev`] of [`VfLocation::pf`]).
 //!
@@ -132,7 +132,18 @@ fn vf_index(paths: &HostPaths, pf: PciAddr, vf: PciAddr) -> Result<u32, VfLookup
     let link = |i: u32| -> Result<Option<PciAddr>, VfLookupError> {
         Ok(sysfs::read_link_name(&pf_dir.join(format!("virtfn{i}")))?.and_then(|t| t.parse().ok()))
     };
-    if let Some(index) = computed_index(link(0)?, link(1)?, vf)
+    // Each link is read at most once: VF 0 and VF 1 are confirmed by the reads that give the
+    // layout, any other index by one more readlink.
+    let first = link(0)?;
+    if first == Some(vf) {
+        return Ok(0);
+    }
+    let second = link(1)?;
+    if second == Some(vf) {
+        return Ok(1);
+    }
+    if let Some(index) = computed_index(first, second, vf)
+        && index > 1
         && link(index)? == Some(vf)
     {
         return Ok(index);
