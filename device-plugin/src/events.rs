@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use inotify::{Inotify, WatchMask};
@@ -201,16 +202,22 @@ const UEVENT_SUBSYSTEMS: &[&str] =
 /// Back-off after a failed receive, so a broken socket cannot spin.
 const RECV_ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
+/// How often a listener thread with nothing to read checks whether its receiver is gone.
+const STOP_CHECK: Duration = Duration::from_millis(250);
+
 /// Listens for kernel uevents (PCI add/remove/bind/unbind, net add/remove/move) on a thread of its
-/// own. The socket is opened here so a failure is reported to the caller.
-pub fn listen_uevents(tx: UnboundedSender<Event>) -> Result<(), WatchError> {
+/// own, until the receiving end of `tx` is dropped. The socket is opened here so a failure is
+/// reported to the caller.
+pub fn listen_uevents(tx: UnboundedSender<Event>) -> Result<JoinHandle<()>, WatchError> {
     let mut sock = UeventSocket::open()?;
     std::thread::Builder::new()
         .name("uevents".into())
         .spawn(move || {
             loop {
-                let ev = match sock.recv() {
-                    Ok(ev) => ev,
+                let ev = match sock.recv_timeout(STOP_CHECK) {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) if tx.is_closed() => return,
+                    Ok(None) => continue,
                     Err(e @ UeventError::Overrun(_)) => {
                         tracing::warn!(error = %e, "uevents lost; rescanning");
                         if tx.send(Event::HostChanged("uevent overrun")).is_err() {
@@ -234,20 +241,21 @@ pub fn listen_uevents(tx: UnboundedSender<Event>) -> Result<(), WatchError> {
                 }
             }
         })
-        .map(|_| ())
         .map_err(|source| WatchError::Thread { name: "uevents", source })
 }
 
 /// Listens for netlink link events (carrier, operstate, netdevs appearing or leaving) on a thread
-/// of its own.
-pub fn listen_links(tx: UnboundedSender<Event>) -> Result<(), WatchError> {
+/// of its own, until the receiving end of `tx` is dropped.
+pub fn listen_links(tx: UnboundedSender<Event>) -> Result<JoinHandle<()>, WatchError> {
     let mut events = LinkEvents::open().map_err(WatchError::Link)?;
     std::thread::Builder::new()
         .name("link-events".into())
         .spawn(move || {
             loop {
-                match events.next_event() {
-                    Ok(ev) => {
+                match events.next_event_timeout(STOP_CHECK) {
+                    Ok(None) if tx.is_closed() => return,
+                    Ok(None) => {}
+                    Ok(Some(ev)) => {
                         tracing::debug!(kind = ?ev.kind, ifname = ev.name(), carrier = ev.carrier(), "link event");
                         if tx.send(Event::Link(link_update(&ev.link, ev.kind == LinkEventKind::Del))).is_err() {
                             return;
@@ -279,13 +287,44 @@ pub fn listen_links(tx: UnboundedSender<Event>) -> Result<(), WatchError> {
                 }
             }
         })
-        .map(|_| ())
         .map_err(|source| WatchError::Thread { name: "link-events", source })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+
+    /// Waits up to 5 s for a thread to end.
+    fn ends(h: &JoinHandle<()>) -> bool {
+        let t = Instant::now();
+        while !h.is_finished() && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        h.is_finished()
+    }
+
+    /// The listener threads end once nobody receives their events (a plugin stopped inside a
+    /// longer-lived process must not leave them, and their sockets, behind). Root: they listen
+    /// inside a private network namespace, never the host's.
+    #[test]
+    fn listener_threads_stop_when_the_receiver_is_dropped() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let ns = sriov_netlink::OwnedNetns::create_unique("dp-listeners").unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (uevents, links) = sriov_netlink::run_in_netns(ns.netns(), || {
+            (listen_uevents(tx.clone()).unwrap(), listen_links(tx.clone()).unwrap())
+        })
+        .unwrap();
+        std::thread::sleep(STOP_CHECK * 2);
+        assert!(!uevents.is_finished() && !links.is_finished(), "listeners run while wanted");
+        drop(rx);
+        assert!(ends(&uevents), "uevent listener still running");
+        assert!(ends(&links), "link listener still running");
+    }
 
     #[test]
     fn link_updates_take_carrier_from_the_message_or_lower_up() {

@@ -15,8 +15,12 @@
 //! treat a uevent as a hint to re-read sysfs, never as the truth.
 
 use std::io;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_KOBJECT_UEVENT};
+
+use crate::transport::wait_fd_readable;
 
 /// The kernel's uevent multicast group.
 pub const KERNEL_GROUP: u32 = 1;
@@ -187,18 +191,45 @@ impl UeventSocket {
     /// Waits for the next kernel uevent. Datagrams that are not kernel uevents are skipped.
     pub fn recv(&mut self) -> Result<Uevent, UeventError> {
         loop {
-            self.buf.clear();
+            if let Some(ev) = self.recv_one()? {
+                return Ok(ev);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next kernel uevent; `Ok(None)` when none came (so a
+    /// listener thread can check whether anyone still wants its events).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Uevent>, UeventError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !wait_fd_readable(self.socket.as_fd(), Some(left)).map_err(UeventError::Recv)? {
+                return Ok(None);
+            }
+            if let Some(ev) = self.recv_one()? {
+                return Ok(Some(ev));
+            }
+        }
+    }
+
+    /// Receives one datagram: `None` when it is not a kernel uevent (skipped).
+    fn recv_one(&mut self) -> Result<Option<Uevent>, UeventError> {
+        self.buf.clear();
+        loop {
             match self.socket.recv_from(&mut self.buf, 0) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     return Err(UeventError::Overrun(e));
                 }
                 Err(e) => return Err(UeventError::Recv(e)),
             }
-            match parse(&self.buf) {
-                Ok(ev) => return Ok(ev),
-                Err(e) => tracing::trace!(error = %e, "skipping datagram on uevent socket"),
+        }
+        match parse(&self.buf) {
+            Ok(ev) => Ok(Some(ev)),
+            Err(e) => {
+                tracing::trace!(error = %e, "skipping datagram on uevent socket");
+                Ok(None)
             }
         }
     }
@@ -307,9 +338,13 @@ mod tests {
                 "PCI_SLOT_NAME=0000:99:00.1",
             ],
         );
+        // Nothing sent yet: the bounded wait comes back empty.
+        let t = Instant::now();
+        assert!(rx.recv_timeout(Duration::from_millis(50)).unwrap().is_none());
+        assert!(t.elapsed() >= Duration::from_millis(40), "waited {:?}", t.elapsed());
         tx.send_to(&d, &SocketAddr::new(0, 1), 0).unwrap();
         loop {
-            let ev = rx.recv().unwrap();
+            let ev = rx.recv_timeout(Duration::from_secs(10)).unwrap().expect("the uevent sent");
             if ev.devpath == path {
                 assert_eq!(ev.pci_slot_name.as_deref(), Some("0000:99:00.1"));
                 break;
