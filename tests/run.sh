@@ -5,7 +5,8 @@
 #   2. every crate's unit and integration tests (cargo nextest), including the black-box tests that
 #      run the built binaries against simulated SR-IOV hosts inside private network namespaces
 #   3. the CNI plugins built as deploy/Dockerfile ships them (statically linked), answering VERSION
-#   4. the real-kernel tier: the same binaries on real SR-IOV VFs in a QEMU VM (emulated Intel igb)
+#   4. the real-kernel tier: the same binaries (the CNI plugins: the static ones from 3) on real
+#      SR-IOV VFs in a QEMU VM (emulated Intel igb)
 # Environment: CARGO_TARGET_DIR (default /var/tmp/sriov-suite-target, reused between runs),
 # SKIP_VM=1 to skip tier 3 (for a quick local loop).
 set -euo pipefail
@@ -59,6 +60,14 @@ if [ "${SKIP_VM:-0}" = 1 ]; then
 else
   step "real-kernel VM tier (QEMU igb)"
   cargo build --locked --workspace --bins
-  bash tests/vm/run-all.sh --bin-dir "$CARGO_TARGET_DIR/debug"
+  # The debug builds, with the CNI plugins replaced by the static ones built above: the real VFs
+  # see the plugin binaries exactly as they ship.
+  vm_bins="$CARGO_TARGET_DIR/vm-bins"
+  rm -rf "$vm_bins" && mkdir -p "$vm_bins"
+  for f in "$CARGO_TARGET_DIR"/debug/*; do
+    if [ -f "$f" ] && [ -x "$f" ]; then cp "$f" "$vm_bins/"; fi
+  done
+  cp "$CARGO_TARGET_DIR/$triple/release/"{sriov,veth,router} "$vm_bins/"
+  bash tests/vm/run-all.sh --bin-dir "$vm_bins"
 fi
 step "all tests passed"
