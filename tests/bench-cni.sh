@@ -14,7 +14,8 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --locked --release --target "$triple" -p sriov-cni -p meta-plugins --bins
 static="$target/$triple/release"
-cargo build --locked --release -p sriov-cni --bins
+# `cargo bench` builds target/release/sriov (dynamic, with the bench's test-only failpoints
+# feature: a dozen getenv calls per ADD) before the bench reads SRIOV_BASELINE.
 SRIOV_BIN="$static/sriov" SRIOV_BASELINE="$target/release/sriov" \
   cargo bench --locked -p sriov-cni --bench add_del
 VETH_BIN="$static/veth" cargo bench --locked -p meta-plugins --bench add_del
