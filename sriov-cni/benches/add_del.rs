@@ -39,10 +39,16 @@ fn stats(mut v: Vec<Duration>) -> (f64, f64) {
     (ms(v[v.len() / 2]), ms(p90))
 }
 
+/// Prints median, p90 and mean. A netns move ends on a scheduler tick after one or more RCU grace
+/// periods, so these samples are multi-modal (4 ms apart here) and a median can jump a mode between
+/// runs; the mean moves less.
 fn report(label: &str, v: Vec<Duration>) -> f64 {
     let n = v.len();
+    let mean = v.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / n as f64;
     let (med, p90) = stats(v);
-    println!("{label:<58} median {med:>7.2} ms   p90 {p90:>7.2} ms   (n={n})");
+    println!(
+        "{label:<58} median {med:>7.2} ms   p90 {p90:>7.2} ms   mean {mean:>7.2} ms   (n={n})"
+    );
     med
 }
 
