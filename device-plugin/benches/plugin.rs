@@ -58,12 +58,7 @@ fn config() -> String {
 /// A temp dir on tmpfs when there is one: sysfs and `/var/run` are in-memory file systems, a
 /// disk-backed `/tmp` is not representative of either.
 fn memdir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        tempfile::tempdir_in(shm).expect("tempdir in /dev/shm")
-    } else {
-        tempfile::tempdir().expect("tempdir")
-    }
+    tempfile::tempdir_in(sriov_sim::memory_dir()).expect("tempdir")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

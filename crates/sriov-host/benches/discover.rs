@@ -10,7 +10,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sriov_host::{DiscoverOptions, HostPaths, PciIds, discover};
@@ -77,17 +76,12 @@ fn measure(paths: &HostPaths, ids: &PciIds) {
     report("  device-plugin scan (no VF netdev details)", lean);
 }
 
-fn tree_dir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap()
-}
-
 fn main() {
     let ids = PciIds::load();
     println!("discover 4 PFs x 256 VFs (1024 VFs)");
 
     let mut sim = Sim::new(spec()).expect("sim");
-    let tmp = tree_dir();
+    let tmp = tempfile::tempdir_in(sriov_sim::memory_dir()).unwrap();
     // SRIOV_BENCH_TREE=DIR keeps the exported tree there (to time `sriov-agent inventory` on it).
     let dir = std::env::var_os("SRIOV_BENCH_TREE")
         .map_or_else(|| tmp.path().to_owned(), std::path::PathBuf::from);

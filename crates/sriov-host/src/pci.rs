@@ -53,13 +53,16 @@ impl PciAddr {
         self.function
     }
 
+    /// The PCI routing ID within the domain: bus << 8 | device << 3 | function.
+    pub fn routing_id(self) -> u32 {
+        (u32::from(self.bus) << 8) | (u32::from(self.device) << 3) | u32::from(self.function)
+    }
+
     /// The address of VF `index` of the PF at this address, by the SR-IOV rule the kernel applies
-    /// (`pci_iov_virtfn_bus`/`_devfn`): routing ID = PF's + `offset` + `stride` × index, where a
-    /// routing ID is bus << 8 | device << 3 | function. `None` when it runs past bus 255.
+    /// (`pci_iov_virtfn_bus`/`_devfn`): routing ID = PF's + `offset` + `stride` × index. `None`
+    /// when it runs past bus 255.
     pub fn vf(self, offset: u32, stride: u32, index: u32) -> Option<Self> {
-        let rid =
-            (u32::from(self.bus) << 8) | (u32::from(self.device) << 3) | u32::from(self.function);
-        let rid = rid.checked_add(offset)?.checked_add(stride.checked_mul(index)?)?;
+        let rid = self.routing_id().checked_add(offset)?.checked_add(stride.checked_mul(index)?)?;
         let bus = u8::try_from(rid >> 8).ok()?;
         let devfn = rid & 0xff;
         Self::new(self.domain, bus, (devfn >> 3) as u8, (devfn & 7) as u8)

@@ -122,11 +122,6 @@ pub fn first_netdev(paths: &HostPaths, dev: PciAddr) -> Result<Option<String>, S
     Ok(names.into_iter().min())
 }
 
-/// PCI routing ID (bus, device, function) within a domain.
-fn routing_id(a: PciAddr) -> u32 {
-    (u32::from(a.bus()) << 8) | (u32::from(a.device()) << 3) | u32::from(a.function())
-}
-
 fn vf_index(paths: &HostPaths, pf: PciAddr, vf: PciAddr) -> Result<u32, VfLookupError> {
     let pf_dir = paths.pci_device(pf);
     let link = |i: u32| -> Result<Option<PciAddr>, VfLookupError> {
@@ -164,14 +159,11 @@ fn vf_index(paths: &HostPaths, pf: PciAddr, vf: PciAddr) -> Result<u32, VfLookup
 /// `virtfn1`, when the arithmetic is exact.
 fn computed_index(first: Option<PciAddr>, second: Option<PciAddr>, vf: PciAddr) -> Option<u32> {
     let first = first?;
-    if first == vf {
-        return Some(0);
-    }
     if first.domain() != vf.domain() {
         return None;
     }
-    let stride = routing_id(second?).checked_sub(routing_id(first)).filter(|s| *s > 0)?;
-    let delta = routing_id(vf).checked_sub(routing_id(first))?;
+    let stride = second?.routing_id().checked_sub(first.routing_id()).filter(|s| *s > 0)?;
+    let delta = vf.routing_id().checked_sub(first.routing_id())?;
     (delta % stride == 0).then_some(delta / stride)
 }
 

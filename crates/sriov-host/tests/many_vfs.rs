@@ -21,9 +21,7 @@ fn host_tree() -> (tempfile::TempDir, HostPaths) {
         spec = spec.pf(PfSpec::new(NicModel::IntelE810, addr.parse().unwrap(), name).num_vfs(n));
     }
     let mut sim = Sim::new(spec).unwrap();
-    // A memory file system, as sysfs is: a disk-backed /tmp makes a tree this size slow to write.
-    let shm = std::path::Path::new("/dev/shm");
-    let tmp = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap();
+    let tmp = tempfile::tempdir_in(sriov_sim::memory_dir()).unwrap();
     sim.export_static(tmp.path()).unwrap();
     let paths = HostPaths::new(tmp.path().join("sys"), tmp.path().join("dev"));
     (tmp, paths)

@@ -129,6 +129,14 @@ impl Sim {
     }
 }
 
+/// Where to put an exported tree that tests or benchmarks read a lot: `/dev/shm` (a memory file
+/// system, as sysfs is) when there is one, else the temp dir. A disk-backed `/tmp` is slow to
+/// write a big tree to and not representative of sysfs.
+pub fn memory_dir() -> std::path::PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() { shm.to_owned() } else { std::env::temp_dir() }
+}
+
 /// Writes the sim's current tree under `dir` as plain files, directories and relative
 /// symlinks (same as [`Sim::export_static`]).
 pub fn export_static(sim: &mut Sim, dir: &Path) -> Result<(), SimError> {
