@@ -171,15 +171,7 @@ impl Node {
 
     /// Device-information files under [`Node::devinfo_dir`]`/cni`.
     pub fn devinfo_files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.devinfo_dir().join("cni"))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        sorted_names(&self.devinfo_dir().join("cni"))
     }
 
     /// host-local's data directory.
@@ -274,32 +266,28 @@ impl Node {
 
     /// Journals left in the state directory.
     pub fn journals(&self) -> Vec<String> {
-        let dir = self.state_dir().join("journal");
-        let mut v: Vec<String> = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        sorted_names(&self.state_dir().join("journal"))
     }
 
     /// Addresses leased by host-local (files named like IPs).
     pub fn leases(&self) -> Vec<String> {
-        let dir = self.ipam_dir().join("sriov-test");
-        let mut v: Vec<String> = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
+        let mut v = sorted_names(&self.ipam_dir().join("sriov-test"));
+        v.retain(|n| n.parse::<std::net::IpAddr>().is_ok());
         v
     }
+}
+
+/// The entry names in `dir`, sorted (none when it does not exist).
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// A netlink client in `ns`.
