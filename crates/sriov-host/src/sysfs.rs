@@ -5,13 +5,13 @@
 //! simulated or fixture tree.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{OFlag, openat, readlinkat};
-use nix::sys::stat::Mode;
+use rustix::fs::{Access, AtFlags, CWD, Mode, OFlags};
+use rustix::io::Errno;
 
 /// A failed sysfs operation, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -37,29 +37,34 @@ impl SysfsError {
     }
 }
 
-fn read_whole(mut file: File, path: &Path) -> Result<String, SysfsError> {
-    let mut buf = [0u8; 4096];
-    let mut len = 0;
-    // One read normally returns the whole attribute; loop only for the rare short read.
-    loop {
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => {
-                len += n;
-                if len == buf.len() || n < 512 {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(SysfsError::new("read", path, e)),
+/// Reads a whole attribute from an open file. One `read` returns all of it: sysfs fills the buffer
+/// from the attribute's text (at most a page) in one go, and a regular file (a simulated or fixture
+/// tree) returns less than asked only at its end, so no second read waits for end of file. The
+/// buffer is not zeroed first, and the value is copied once, into its `String`.
+fn read_value(fd: &OwnedFd, path: &Path) -> Result<String, SysfsError> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+    let mut attempts = 0;
+    let bytes = loop {
+        attempts += 1;
+        match rustix::io::read(fd, &mut buf) {
+            Ok((got, _)) => break got,
+            // Interrupted before anything was read: try again (a few times, not forever).
+            Err(rustix::io::Errno::INTR) if attempts < 8 => continue,
+            Err(e) => return Err(SysfsError::new("read", path, e.into())),
         }
-    }
-    Ok(String::from_utf8_lossy(&buf[..len]).trim().to_owned())
+    };
+    Ok(match std::str::from_utf8(bytes) {
+        Ok(s) => s.trim().to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).trim().to_owned(),
+    })
 }
 
-fn errno_io(e: nix::Error) -> io::Error {
-    io::Error::from_raw_os_error(e as i32)
+fn read_whole(file: File, path: &Path) -> Result<String, SysfsError> {
+    read_value(&OwnedFd::from(file), path)
 }
+
+/// Flags for a directory handle that only serves as the base of relative lookups.
+const DIR_FLAGS: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
 
 /// An open sysfs directory (a device, a netdev): attributes are opened relative to it with
 /// `openat`, so reading a device's dozen attributes resolves its long, symlinked path once
@@ -73,11 +78,10 @@ pub struct Dir {
 impl Dir {
     /// Opens a directory (following symlinks). `Ok(None)` when it does not exist.
     pub fn open(path: &Path) -> Result<Option<Self>, SysfsError> {
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        match openat(nix::fcntl::AT_FDCWD, path, flags, Mode::empty()) {
+        match rustix::fs::openat(CWD, path, DIR_FLAGS, Mode::empty()) {
             Ok(fd) => Ok(Some(Self { fd, path: path.to_owned() })),
-            Err(nix::Error::ENOENT) => Ok(None),
-            Err(e) => Err(SysfsError::new("open", path, errno_io(e))),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(SysfsError::new("open", path, e.into())),
         }
     }
 
@@ -93,51 +97,67 @@ impl Dir {
 
     /// Opens a subdirectory. `Ok(None)` when it does not exist.
     pub fn sub(&self, name: &str) -> Result<Option<Self>, SysfsError> {
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        match openat(&self.fd, name, flags, Mode::empty()) {
+        match rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
             Ok(fd) => Ok(Some(Self { fd, path: self.path.join(name) })),
-            Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => Ok(None),
-            Err(e) => Err(SysfsError::new("open", &self.path.join(name), errno_io(e))),
+            Err(Errno::NOENT | Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(SysfsError::new("open", &self.path.join(name), e.into())),
         }
     }
 
     /// Reads an attribute, trimmed; `Ok(None)` when it does not exist.
     pub fn read(&self, name: &str) -> Result<Option<String>, SysfsError> {
-        match openat(&self.fd, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
-            Ok(fd) => read_whole(File::from(fd), &self.path.join(name)).map(Some),
-            Err(nix::Error::ENOENT) => Ok(None),
-            Err(e) => Err(SysfsError::new("read", &self.path.join(name), errno_io(e))),
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+        match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => read_value(&fd, &self.path.join(name)).map(Some),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(SysfsError::new("read", &self.path.join(name), e.into())),
         }
     }
 
     /// The final component of a symlink's target; `Ok(None)` when the link does not exist.
     pub fn link_name(&self, name: &str) -> Result<Option<String>, SysfsError> {
-        match readlinkat(&self.fd, name) {
-            Ok(t) => Ok(Path::new(&t).file_name().map(|n| n.to_string_lossy().into_owned())),
-            Err(nix::Error::ENOENT) => Ok(None),
-            Err(e) => Err(SysfsError::new("readlink", &self.path.join(name), errno_io(e))),
+        self.with_link(name, |target| {
+            let last = target.rsplit('/').next().unwrap_or("");
+            (!last.is_empty()).then(|| last.to_owned())
+        })
+        .map(Option::flatten)
+    }
+
+    /// A symlink's whole target; `Ok(None)` when the link does not exist.
+    pub fn link_target(&self, name: &str) -> Result<Option<String>, SysfsError> {
+        self.with_link(name, str::to_owned)
+    }
+
+    /// Reads a symlink into a stack buffer and hands its target to `f`.
+    fn with_link<T>(&self, name: &str, f: impl FnOnce(&str) -> T) -> Result<Option<T>, SysfsError> {
+        let mut buf = [MaybeUninit::<u8>::uninit(); 512];
+        match rustix::fs::readlinkat_raw(&self.fd, name, &mut buf) {
+            Ok((target, rest)) => {
+                // A target that fills the buffer may have been cut short: the kernel's sysfs links
+                // are far shorter, so this is a tree to refuse, not to guess at.
+                if rest.is_empty() {
+                    let e = io::Error::other("link target longer than 511 bytes");
+                    return Err(SysfsError::new("readlink", &self.path.join(name), e));
+                }
+                Ok(Some(f(&String::from_utf8_lossy(target))))
+            }
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(SysfsError::new("readlink", &self.path.join(name), e.into())),
         }
     }
 
     /// Whether an entry exists (following symlinks).
     pub fn exists(&self, name: &str) -> bool {
-        nix::unistd::faccessat(
-            &self.fd,
-            name,
-            nix::unistd::AccessFlags::F_OK,
-            nix::fcntl::AtFlags::empty(),
-        )
-        .is_ok()
+        rustix::fs::accessat(&self.fd, name, Access::EXISTS, AtFlags::empty()).is_ok()
     }
 
     /// Opens a directory reached from this one (e.g. a `virtfnN` link), naming it `path` in
     /// messages. `Ok(None)` when it does not exist.
     pub fn open_at(&self, name: &str, path: PathBuf) -> Result<Option<Self>, SysfsError> {
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        match openat(&self.fd, name, flags, Mode::empty()) {
+        match rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
             Ok(fd) => Ok(Some(Self { fd, path })),
-            Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => Ok(None),
-            Err(e) => Err(SysfsError::new("open", &path, errno_io(e))),
+            Err(Errno::NOENT | Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(SysfsError::new("open", &path, e.into())),
         }
     }
 
@@ -146,11 +166,11 @@ impl Dir {
     /// walked again.
     pub fn list(&self, name: &str) -> Result<Option<Vec<String>>, SysfsError> {
         let path = || if name == "." { self.path.clone() } else { self.path.join(name) };
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = match openat(&self.fd, name, flags, Mode::empty()) {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
             Ok(fd) => fd,
-            Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => return Ok(None),
-            Err(e) => return Err(SysfsError::new("list", &path(), errno_io(e))),
+            Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+            Err(e) => return Err(SysfsError::new("list", &path(), e.into())),
         };
         // getdents64 straight into a stack buffer: no opendir allocation, no fstat.
         let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
