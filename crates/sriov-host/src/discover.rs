@@ -9,7 +9,7 @@
 //! a [`Warning`]. Garbage in what SR-IOV itself depends on (`sriov_totalvfs`, `sriov_numvfs`, a
 //! `virtfnN` link) is an error naming the file.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -85,12 +85,13 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
     }
     // In address order a PF comes before its VFs (a VF's routing ID is the PF's plus a positive
     // offset), so once a PF's VF addresses are known its VFs need no "is this a PF?" probe. They
-    // are computed from `sriov_offset`/`sriov_stride` (the kernel's own rule); the `virtfnN` links,
-    // which are authoritative, are read later in parallel. A tree without those files gets its
-    // links read here instead.
+    // are computed from `sriov_offset`/`sriov_stride` (the kernel's own rule), and each VF is then
+    // reached through its `virtfnN` link and named by its own `uevent` (PCI_SLOT_NAME), so the
+    // links need no reading of their own. A tree without those files gets its links read here.
     addrs.sort();
     let wanted: Option<PciAddr> = opts.pf.as_deref().and_then(|k| k.parse().ok());
     let mut known_vfs = HashSet::new();
+    let mut wanted_vfs = 0;
     let mut found = Vec::new();
     let mut others = Vec::new();
     for addr in addrs {
@@ -106,42 +107,64 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
                     expected: "a device directory",
                 }
             })?;
-            let links = match vf_addrs_by_rule(&dir, addr) {
-                Some(vfs) => {
-                    known_vfs.extend(vfs);
-                    None
-                }
-                None => {
-                    let links = vf_links(&dir)?;
-                    known_vfs.extend(links.iter().map(|(_, a, _)| *a));
-                    Some(links)
-                }
+            let vfs = match vf_addrs_by_rule(&dir, addr) {
+                Some(vfs) => vfs
+                    .into_iter()
+                    .zip(0..)
+                    .map(|(addr, index)| VfRef {
+                        index,
+                        addr,
+                        link: format!("virtfn{index}"),
+                        addr_from_link: false,
+                    })
+                    .collect(),
+                None => vf_links(&dir)?,
             };
+            known_vfs.extend(vfs.iter().map(|v| v.addr));
             if wanted.is_none_or(|w| w == addr) {
-                found.push((addr, dir, links));
+                wanted_vfs += vfs.len();
+                found.push((addr, dir, vfs));
             }
         } else {
             others.push(addr);
         }
     }
 
-    // The PFs themselves (and their `virtfnN` links), then all their VFs, each spread over the
-    // cores: reading a device is a few dozen small syscalls, so a big host is syscall-bound.
+    // Two rounds spread over the cores (reading a device is a few dozen small syscalls, so a big
+    // host is syscall-bound): the PFs together with the `class/` indexes, then all their VFs.
     let lean = opts.skip_vf_netdev_details;
-    let many = known_vfs.len() >= PARALLEL_FROM;
-    let read_pfs = par_map(&found, many, |(addr, dir, links)| {
-        let links = match links {
-            Some(l) => l.clone(),
-            None => vf_links(dir)?,
-        };
-        let mut warnings = Vec::new();
-        let pf = Reader { warnings: &mut warnings, lean }.pf(*addr, dir)?;
-        Ok::<_, DiscoverError>((pf, links, warnings))
+    let many = wanted_vfs >= PARALLEL_FROM;
+    // The class indexes pay off from a handful of VFs on (see `ClassScan::list`), not only on big
+    // hosts.
+    let scan =
+        if wanted_vfs > 0 { ClassScan::list(paths, wanted_vfs) } else { ClassScan::default() };
+    let no_index = ClassIndexes::default();
+    let mut first: Vec<FirstRound<'_>> = found.iter().map(FirstRound::Pf).collect();
+    first.extend(scan.blocks().map(|(class, dir, names)| FirstRound::Class(class, dir, names)));
+    let first = par_map(&first, many, |job| match job {
+        FirstRound::Pf((addr, dir, _)) => {
+            // PFs are few: each looks into its own `net/` and `infiniband/`.
+            let mut warnings = Vec::new();
+            let pf = Reader { warnings: &mut warnings, lean, classes: &no_index }.pf(*addr, dir);
+            FirstDone::Pf(Box::new(pf.map(|pf| (pf, warnings))))
+        }
+        FirstRound::Class(class, dir, names) => {
+            FirstDone::Class(*class, read_class(*class, dir, names))
+        }
     });
+    let mut read_pfs = Vec::with_capacity(found.len());
+    let mut class_parts = Vec::new();
+    for done in first {
+        match done {
+            FirstDone::Pf(pf) => read_pfs.push(*pf),
+            FirstDone::Class(class, part) => class_parts.push((class, part)),
+        }
+    }
+    let classes = &scan.finish(class_parts);
     let mut pfs = Vec::with_capacity(found.len());
     let mut jobs = Vec::new();
-    for (read, (_, dir, _)) in read_pfs.into_iter().zip(&found) {
-        let (pf, links, w) = read?;
+    for (read, (_, dir, vfs)) in read_pfs.into_iter().zip(&found) {
+        let (pf, w) = read?;
         warnings.extend(w);
         if let Some(key) = opts.pf.as_deref()
             && wanted.is_none()
@@ -149,16 +172,16 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
         {
             continue;
         }
-        jobs.extend(links.into_iter().map(|link| (pfs.len(), dir, pf.pci_address, link)));
+        jobs.extend(vfs.iter().map(|vf| (pfs.len(), dir, pf.pci_address, vf)));
         pfs.push(pf);
     }
     let blocks: Vec<_> = jobs.chunks(VF_BLOCK).collect();
     let read_vfs = par_map(&blocks, many, |block| -> ChunkResult {
         let mut warnings = Vec::new();
-        let mut r = Reader { warnings: &mut warnings, lean };
+        let mut r = Reader { warnings: &mut warnings, lean, classes };
         let mut out = Vec::with_capacity(block.len());
-        for (pf_i, pf_dir, pf, (vf_index, vf_addr, link)) in block.iter() {
-            if let Some(vf) = r.vf_via_link(paths, pf_dir, *pf, *vf_index, *vf_addr, link)? {
+        for (pf_i, pf_dir, pf, vf) in block.iter() {
+            if let Some(vf) = r.vf_via_link(paths, pf_dir, *pf, vf)? {
                 out.push((*pf_i, vf));
             }
         }
@@ -281,11 +304,34 @@ fn vf_addrs_by_rule(dir: &Dir, pf: PciAddr) -> Option<Vec<PciAddr>> {
     (0..n).map(|i| pf.vf(offset, stride, i)).collect()
 }
 
-/// A PF's `virtfnN` links: (N, VF address, link name), sorted by N.
-type VfLinks = Vec<(u32, PciAddr, String)>;
+/// A VF as its PF knows it: index N, the `virtfnN` link, and its address.
+#[derive(Debug, Clone)]
+struct VfRef {
+    index: u32,
+    addr: PciAddr,
+    link: String,
+    /// Whether `addr` was read from the link (else computed by the offset/stride rule, and
+    /// confirmed by the VF's own `uevent` when it is read).
+    addr_from_link: bool,
+}
 
-/// Reads a PF's `virtfnN` links (one readlink per VF).
-fn vf_links(dir: &Dir) -> Result<VfLinks, DiscoverError> {
+/// A PF found in the device listing: its address, directory and VFs.
+type FoundPf = (PciAddr, Dir, Vec<VfRef>);
+
+/// The first parallel round: PFs, and blocks of class entries to index.
+enum FirstRound<'a> {
+    Pf(&'a FoundPf),
+    Class(usize, &'a Dir, &'a [String]),
+}
+
+/// What a [`FirstRound`] job gives.
+enum FirstDone<'a> {
+    Pf(Box<Result<(Pf, Vec<Warning>), DiscoverError>>),
+    Class(usize, ClassPart<'a>),
+}
+
+/// Reads a PF's `virtfnN` links (one readlink per VF), sorted by N.
+fn vf_links(dir: &Dir) -> Result<Vec<VfRef>, DiscoverError> {
     let mut links = Vec::new();
     for name in dir.list(".")?.unwrap_or_default() {
         let Some(index) = name.strip_prefix("virtfn") else { continue };
@@ -296,21 +342,147 @@ fn vf_links(dir: &Dir) -> Result<VfLinks, DiscoverError> {
             expected: "virtfn<N>",
         })?;
         let target = dir.link_name(&name)?.unwrap_or_default();
-        let vf_addr: PciAddr = target.parse().map_err(|_| DiscoverError::Malformed {
+        let addr: PciAddr = target.parse().map_err(|_| DiscoverError::Malformed {
             path: link.clone(),
             value: target.clone(),
             expected: "a link to a PCI device",
         })?;
-        links.push((index, vf_addr, name));
+        links.push(VfRef { index, addr, link: name, addr_from_link: true });
     }
-    links.sort_by_key(|(i, _, _)| *i);
+    links.sort_by_key(|v| v.index);
     Ok(links)
+}
+
+/// The entries a device class holds for each PCI device, from one listing of the class directory
+/// and one readlink per entry (`class/net/ens1f0v3 ->
+/// ../../devices/pci0000:16/0000:16:00.0/0000:17:01.3/net/ens1f0v3`), instead of looking into
+/// every device's own `net/` or `infiniband/` directory: listing one is four syscalls (open, two
+/// getdents, close), finding it absent costs a failed lookup. Both are the same view: sysfs shows
+/// a network namespace's netdevs (and, in exclusive mode, RDMA devices) in the class directory and
+/// under their devices alike.
+#[derive(Debug, Default)]
+struct ClassIndex(HashMap<PciAddr, Vec<String>>);
+
+/// What discovery takes from the class directories, when reading them is worth it.
+#[derive(Debug, Default)]
+struct ClassIndexes {
+    /// Netdev names by device (`class/net`).
+    net: Option<ClassIndex>,
+    /// RDMA device names by device (`class/infiniband`).
+    rdma: Option<ClassIndex>,
+}
+
+/// The listings of the class directories, before their links are read.
+#[derive(Debug, Default)]
+struct ClassScan {
+    /// Per class in [`CLASSES`]: `None` to look into each device instead; `Some((None, _))` when
+    /// the class directory does not exist (no entry of that class on the node).
+    listings: [Option<(Option<Dir>, Vec<String>)>; 2],
+}
+
+/// The classes indexed, in [`ClassScan`] order. Each class's entries live in a directory of the
+/// same name under their device (`class/net/X` -> `.../<device>/net/X`).
+const CLASSES: [&str; 2] = ["net", "infiniband"];
+
+/// Entries of one block of a class listing, with their devices; `None` when a link could not be
+/// read (the whole class then falls back to looking into each device).
+type ClassPart<'a> = Option<Vec<(PciAddr, &'a String)>>;
+
+impl ClassScan {
+    /// Lists the class directories for a scan of `devices` devices. `net` is left out when the
+    /// node has many more netdevs than that (hundreds of pod veths, say): listing each device's
+    /// `net/` is cheaper then. `class/net` missing or unreadable leaves it out too (each device's
+    /// `net/` is listed); `class/infiniband` missing means no RDMA device exists (the kernel
+    /// creates it with the first), so its index is empty.
+    fn list(paths: &HostPaths, devices: usize) -> Self {
+        let listing = |class: &str| {
+            let dir = Dir::open(&paths.sysfs().join("class").join(class)).ok()?;
+            match dir {
+                Some(dir) => dir.list(".").ok().flatten().map(|names| (Some(dir), names)),
+                None => Some((None, Vec::new())),
+            }
+        };
+        let net = listing(CLASSES[0])
+            .filter(|(dir, names)| dir.is_some() && names.len() <= devices.saturating_mul(3));
+        Self { listings: [net, listing(CLASSES[1])] }
+    }
+
+    /// The listings in blocks for parallel reading: (class, class directory, names).
+    fn blocks(&self) -> impl Iterator<Item = (usize, &Dir, &[String])> {
+        self.listings.iter().enumerate().flat_map(|(class, listing)| {
+            let (dir, names) = match listing {
+                Some((Some(dir), names)) => (Some(dir), names.as_slice()),
+                _ => (None, &[][..]),
+            };
+            names.chunks(CLASS_BLOCK).filter_map(move |block| Some((class, dir?, block)))
+        })
+    }
+
+    /// The indexes from all blocks' [`read_class`] results.
+    fn finish<'a>(&self, parts: Vec<(usize, ClassPart<'a>)>) -> ClassIndexes {
+        let mut indexes = [0, 1].map(|i| self.listings[i].as_ref().map(|_| ClassIndex::default()));
+        for (class, part) in parts {
+            match part {
+                Some(entries) => {
+                    if let Some(index) = &mut indexes[class] {
+                        for (addr, name) in entries {
+                            index.0.entry(addr).or_default().push(name.clone());
+                        }
+                    }
+                }
+                // An unreadable link: look into each device for that class instead.
+                None => indexes[class] = None,
+            }
+        }
+        let [net, rdma] = indexes.map(|index| {
+            index.map(|mut index| {
+                index.0.values_mut().for_each(|names| names.sort());
+                index
+            })
+        });
+        ClassIndexes { net, rdma }
+    }
+}
+
+/// Reads the links of one block of class entries.
+fn read_class<'a>(class: usize, dir: &Dir, names: &'a [String]) -> ClassPart<'a> {
+    let mut part = Vec::with_capacity(names.len());
+    for name in names {
+        // An entry gone since the listing has no link any more: it is simply not here.
+        let target = dir.link_target(name).ok()?;
+        part.extend(target.and_then(|t| pci_parent(&t, CLASSES[class])).map(|addr| (addr, name)));
+    }
+    Some(part)
+}
+
+impl ClassIndex {
+    /// The device's entries, sorted by name.
+    fn of(&self, addr: PciAddr) -> &[String] {
+        self.0.get(&addr).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Class entries per unit of parallel work when reading the [`ClassScan`].
+const CLASS_BLOCK: usize = 128;
+
+/// The PCI device a class entry's link leads to: the directory holding its `subdir`
+/// (`.../0000:17:01.3/net/ens1f0v3`). `None` for entries not on a PCI device (virtual netdevs live
+/// under `devices/virtual/net`, USB ones under a USB interface).
+fn pci_parent(target: &str, subdir: &str) -> Option<PciAddr> {
+    let mut parts = target.rsplit('/');
+    let _name = parts.next()?;
+    if parts.next()? != subdir {
+        return None;
+    }
+    parts.next()?.parse().ok()
 }
 
 struct Reader<'w> {
     warnings: &'w mut Vec<Warning>,
     /// Skip VF netdev details ([`DiscoverOptions::skip_vf_netdev_details`]).
     lean: bool,
+    /// Class entries by device, where read; else each device's `net/` and `infiniband/` are listed.
+    classes: &'w ClassIndexes,
 }
 
 impl Reader<'_> {
@@ -368,10 +540,14 @@ impl Reader<'_> {
     /// A device's PCI facts. `pf` reads what only matters for (or only exists on) a PF's own
     /// function: `acpi_index` (VFs are never described by firmware); `driver_override` is skipped
     /// for VFs in lean mode (selection never looks at it).
-    fn pci_info(&mut self, dir: &Dir, pf: bool) -> PciInfo {
-        // The device's `uevent` carries its IDs, class and driver in one read (the kernel's
-        // pci_uevent + dev_uevent); the individual files are read only when it lacks a key.
-        let ev = Uevent::parse(self.opt(dir, "uevent").as_deref().unwrap_or(""));
+    /// The device's `uevent`: its IDs, class, driver and name in one read (the kernel's pci_uevent
+    /// + dev_uevent).
+    fn uevent(&mut self, dir: &Dir) -> Uevent {
+        Uevent::parse(self.opt(dir, "uevent").as_deref().unwrap_or(""))
+    }
+
+    fn pci_info(&mut self, dir: &Dir, ev: &Uevent, addr: PciAddr, pf: bool) -> PciInfo {
+        // From the `uevent`; the individual files are read only when it lacks a key.
         let id = |r: &mut Self, f: &str| r.parsed::<PciId>(dir, f, "a hex PCI ID");
         let (vendor_id, device_id) = match ev.pair("PCI_ID") {
             Some((v, d)) => (Some(v), Some(d)),
@@ -406,7 +582,10 @@ impl Reader<'_> {
         // so they skip the lookup.
         let acpi_index =
             if pf { self.parsed::<u32>(dir, "acpi_index", "an integer") } else { None };
-        let rdma_devices = self.list(dir, "infiniband");
+        let rdma_devices = match &self.classes.rdma {
+            Some(index) => index.of(addr).to_vec(),
+            None => self.list(dir, "infiniband"),
+        };
         PciInfo {
             vendor_id,
             device_id,
@@ -424,9 +603,19 @@ impl Reader<'_> {
         }
     }
 
-    fn netdev(&mut self, dir: &Dir, pci: &PciInfo, full: bool) -> (Option<Netdev>, NetdevStatus) {
-        let names = self.list(dir, "net");
-        let Some(name) = names.into_iter().next() else {
+    fn netdev(
+        &mut self,
+        dir: &Dir,
+        addr: PciAddr,
+        pci: &PciInfo,
+        full: bool,
+    ) -> (Option<Netdev>, NetdevStatus) {
+        // A device with several netdevs (a dual-port function) is listed by its first by name.
+        let name = match &self.classes.net {
+            Some(index) => index.of(addr).first().cloned(),
+            None => self.list(dir, "net").into_iter().next(),
+        };
+        let Some(name) = name else {
             let status = if pci.driver.is_none() {
                 NetdevStatus::NoDriver
             } else if pci.userspace_driver() {
@@ -513,8 +702,9 @@ impl Reader<'_> {
 
     /// A PF's own facts; its `vfs` are filled in afterwards.
     fn pf(&mut self, addr: PciAddr, dir: &Dir) -> Result<Pf, DiscoverError> {
-        let pci = self.pci_info(dir, true);
-        let (link, netdev_status) = self.netdev(dir, &pci, true);
+        let ev = self.uevent(dir);
+        let pci = self.pci_info(dir, &ev, addr, true);
+        let (link, netdev_status) = self.netdev(dir, addr, &pci, true);
         let total_vfs = self.required_u32(dir, "sriov_totalvfs")?;
         let num_vfs = self.required_u32(dir, "sriov_numvfs")?;
         let vf_device_id = self.parsed(dir, "sriov_vf_device", "a hex PCI ID");
@@ -541,37 +731,51 @@ impl Reader<'_> {
         paths: &HostPaths,
         pf_dir: &Dir,
         pf: PciAddr,
-        vf_index: u32,
-        vf_addr: PciAddr,
-        link: &str,
+        vf: &VfRef,
     ) -> Result<Option<Vf>, DiscoverError> {
-        let Some(vf_dir) = pf_dir.open_at(link, paths.pci_device(vf_addr))? else {
+        let Some(vf_dir) = pf_dir.open_at(&vf.link, paths.pci_device(vf.addr))? else {
             // The kernel removes `virtfnN` before the VF itself, so a link that is gone now means
             // the VF was removed while we read (VF count going down): skip it. A link that is
             // still there but leads nowhere is a broken tree.
-            if pf_dir.link_name(link)?.is_none() {
-                self.warn(&pf_dir.join(link), "VF removed while being read; skipped");
+            if pf_dir.link_name(&vf.link)?.is_none() {
+                self.warn(&pf_dir.join(&vf.link), "VF removed while being read; skipped");
                 return Ok(None);
             }
             return Err(DiscoverError::Malformed {
-                path: pf_dir.join(link),
-                value: vf_addr.to_string(),
+                path: pf_dir.join(&vf.link),
+                value: vf.addr.to_string(),
                 expected: "a link to an existing PCI device",
             });
         };
-        Ok(Some(self.vf(paths, &vf_dir, vf_addr, vf_index, pf)))
+        // The device's own name for itself: its uevent's PCI_SLOT_NAME (always there on a real
+        // kernel); without it, a computed address is checked against the link.
+        let ev = self.uevent(&vf_dir);
+        let addr = match ev.slot() {
+            Some(addr) => addr,
+            None if vf.addr_from_link => vf.addr,
+            None => {
+                let target = pf_dir.link_name(&vf.link)?.unwrap_or_default();
+                target.parse().map_err(|_| DiscoverError::Malformed {
+                    path: pf_dir.join(&vf.link),
+                    value: target,
+                    expected: "a link to a PCI device",
+                })?
+            }
+        };
+        Ok(Some(self.vf(paths, &vf_dir, &ev, addr, vf.index, pf)))
     }
 
     fn vf(
         &mut self,
         paths: &HostPaths,
         dir: &Dir,
+        ev: &Uevent,
         addr: PciAddr,
         vf_index: u32,
         pf: PciAddr,
     ) -> Vf {
-        let pci = self.pci_info(dir, false);
-        let (link, netdev_status) = self.netdev(dir, &pci, !self.lean);
+        let pci = self.pci_info(dir, ev, addr, false);
+        let (link, netdev_status) = self.netdev(dir, addr, &pci, !self.lean);
         let vfio_device = (pci.driver.as_deref() == Some("vfio-pci"))
             .then(|| pci.iommu_group.map(|g| vfio_node(paths, dir, g)))
             .flatten();
@@ -623,6 +827,7 @@ struct Uevent {
     pci_id: Option<String>,
     subsys: Option<String>,
     class: Option<String>,
+    slot: Option<String>,
 }
 
 impl Uevent {
@@ -636,6 +841,7 @@ impl Uevent {
                 "PCI_ID" => ev.pci_id = v,
                 "PCI_SUBSYS_ID" => ev.subsys = v,
                 "PCI_CLASS" => ev.class = v,
+                "PCI_SLOT_NAME" => ev.slot = v,
                 _ => {}
             }
         }
@@ -654,6 +860,11 @@ impl Uevent {
         };
         let (a, b) = raw.split_once(':')?;
         Some((a.parse().ok()?, b.parse().ok()?))
+    }
+
+    /// The device's address (`PCI_SLOT_NAME`), when present and well formed.
+    fn slot(&self) -> Option<PciAddr> {
+        self.slot.as_deref()?.parse().ok()
     }
 
     /// `PCI_CLASS=20000` in the sysfs `class` format (`0x020000`).
@@ -683,6 +894,20 @@ mod tests {
         assert!(!garbage.complete());
     }
 
+    #[test]
+    fn class_links_lead_to_their_pci_device() {
+        let vf: PciAddr = "0000:17:01.3".parse().unwrap_or_else(|e| panic!("{e}"));
+        let net = "../../devices/pci0000:16/0000:16:00.0/0000:17:01.3/net/ens1f0v3";
+        assert_eq!(pci_parent(net, "net"), Some(vf));
+        let ib = "../../devices/pci0000:16/0000:16:00.0/0000:17:01.3/infiniband/mlx5_3";
+        assert_eq!(pci_parent(ib, "infiniband"), Some(vf));
+        assert_eq!(pci_parent(ib, "net"), None);
+        assert_eq!(pci_parent("../../devices/virtual/net/lo", "net"), None);
+        let usb = "../../devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/net/usb0";
+        assert_eq!(pci_parent(usb, "net"), None);
+        assert_eq!(pci_parent("eth0", "net"), None);
+    }
+
     /// The state a reader racing `sriov_numvfs` going down is in: the PF's `virtfnN` links were
     /// listed, then the kernel removed one link and its VF before the VF was read.
     #[test]
@@ -701,10 +926,10 @@ mod tests {
         let pf_addr: PciAddr = "0000:01:00.0".parse().unwrap();
         let read = |warnings: &mut Vec<Warning>| {
             let pf_dir = Dir::open(&pf).unwrap().unwrap();
-            let mut r = Reader { warnings, lean: false };
+            let mut r = Reader { warnings, lean: false, classes: &ClassIndexes::default() };
             let mut vfs = Vec::new();
-            for (index, addr, link) in &links {
-                vfs.extend(r.vf_via_link(&paths, &pf_dir, pf_addr, *index, *addr, link)?);
+            for vf in &links {
+                vfs.extend(r.vf_via_link(&paths, &pf_dir, pf_addr, vf)?);
             }
             Ok::<_, DiscoverError>(vfs)
         };

@@ -1,6 +1,7 @@
 //! Discovery of hosts big enough to be read on several threads: every VF exactly once, under its
 //! PF, in index order, with its own facts; the same whether VF addresses come from the kernel's
-//! offset/stride rule or from the `virtfnN` links alone.
+//! offset/stride rule or from the `virtfnN` links alone, and whether netdev and RDMA device names
+//! come from the `class/` directories or from each device's own directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -9,16 +10,19 @@ use std::collections::HashSet;
 use sriov_host::{DiscoverOptions, Host, HostPaths, discover};
 use sriov_sim::{NicModel, PfSpec, Sim, SimSpec, vf_netdev_name};
 
-const PFS: [(&str, &str, u16); 3] = [
+const PFS: [(&str, &str, u16); 4] = [
     ("0000:17:00.0", "ens1f0", 100),
     ("0000:17:00.1", "ens1f1", 7),
+    ("0000:5e:00.0", "ens3f0np0", 16),
     ("0000:af:00.0", "ens2f0", 130),
 ];
 
 fn host_tree() -> (tempfile::TempDir, HostPaths) {
     let mut spec = SimSpec::empty();
     for (addr, name, n) in PFS {
-        spec = spec.pf(PfSpec::new(NicModel::IntelE810, addr.parse().unwrap(), name).num_vfs(n));
+        let model =
+            if name.ends_with("np0") { NicModel::MellanoxConnectX5 } else { NicModel::IntelE810 };
+        spec = spec.pf(PfSpec::new(model, addr.parse().unwrap(), name).num_vfs(n));
     }
     let mut sim = Sim::new(spec).unwrap();
     let tmp = tempfile::tempdir_in(sriov_sim::memory_dir()).unwrap();
@@ -41,6 +45,8 @@ fn check(host: &Host) {
             assert_eq!(vf.netdev.as_deref(), Some(vf_netdev_name(name, index).as_str()));
             let link = vf.link.as_ref().unwrap();
             assert!(link.mac.is_some() && link.mtu.is_some() && link.ifindex.is_some(), "{vf:?}");
+            // The ConnectX-5 functions (PF and VFs) each have an RDMA device; the E810s none.
+            assert_eq!(vf.pci.rdma_devices.len(), usize::from(name.ends_with("np0")), "{vf:?}");
             assert!(seen.insert(vf.pci_address), "{} listed twice", vf.pci_address);
         }
     }
@@ -72,4 +78,79 @@ fn pf_filter_by_name_reads_only_that_pf() {
     assert_eq!(host.pfs.len(), 1);
     assert_eq!(host.pfs[0].vfs.len(), 130);
     assert!(host.pfs[0].vfs.iter().all(|v| v.pf_pci_address == host.pfs[0].pci_address));
+}
+
+/// Netdev and RDMA device names come from `class/net` and `class/infiniband` on a big host; without
+/// them (a tree that lacks `class/net`, an unreadable `class/infiniband`) each device's own `net/`
+/// and `infiniband/` are listed, with the same result.
+#[test]
+fn same_result_without_the_class_directories() {
+    let (_tmp, paths) = host_tree();
+    let expected = discover(&paths, &DiscoverOptions::default()).unwrap();
+    check(&expected);
+    let rdma: Vec<_> = expected.pfs[2].vfs.iter().map(|v| v.pci.rdma_devices.clone()).collect();
+    assert!(rdma.iter().all(|names| names.len() == 1 && names[0].starts_with("mlx5_")), "{rdma:?}");
+    std::fs::remove_dir_all(paths.sysfs().join("class/net")).unwrap();
+    let ib = paths.sysfs().join("class/infiniband");
+    std::fs::remove_dir_all(&ib).unwrap();
+    std::fs::write(&ib, "not a directory").unwrap();
+    let got = discover(&paths, &DiscoverOptions::default()).unwrap();
+    check(&got);
+    assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());
+}
+
+/// A VF whose netdev was moved into a pod before the scan is listed with its netdev "not in this
+/// namespace", also when names come from `class/net`.
+#[test]
+fn vf_netdev_in_another_namespace_on_a_big_host() {
+    let (_tmp, paths) = host_tree();
+    let vf = |host: &Host| host.pfs[3].vfs[5].clone();
+    let before = vf(&discover(&paths, &DiscoverOptions::default()).unwrap());
+    let name = before.netdev.clone().unwrap();
+    // What the kernel shows once the netdev moved: gone from `class/net` and from the device.
+    std::fs::remove_file(paths.sysfs().join("class/net").join(&name)).unwrap();
+    let dev = paths.pci_device(before.pci_address);
+    std::fs::remove_dir_all(dev.join("net").join(&name)).unwrap();
+    let host = discover(&paths, &DiscoverOptions::default()).unwrap();
+    assert!(host.warnings.is_empty(), "{:?}", host.warnings);
+    let after = vf(&host);
+    assert_eq!(after.netdev, None);
+    assert_eq!(after.netdev_status, sriov_host::NetdevStatus::NotInNamespace);
+    assert_eq!(host.vfs().count(), PFS.iter().map(|p| usize::from(p.2)).sum::<usize>());
+    // A netdev still named in `class/net` whose files vanished mid-scan reads the same.
+    let (_tmp2, paths2) = host_tree();
+    let dev2 = paths2.pci_device(before.pci_address);
+    std::fs::remove_dir_all(dev2.join("net").join(&name)).unwrap();
+    let after2 = vf(&discover(&paths2, &DiscoverOptions::default()).unwrap());
+    assert_eq!(after2.netdev_status, sriov_host::NetdevStatus::NotInNamespace);
+}
+
+/// Each VF is named by its own `uevent` (PCI_SLOT_NAME), not by the address the offset/stride rule
+/// computes; without that key, by its `virtfnN` link. A PF whose `sriov_offset` is wrong (here:
+/// one too high) still gets its own VFs, with the same result.
+#[test]
+fn vf_addresses_come_from_the_devices_not_the_rule() {
+    let (_tmp, paths) = host_tree();
+    let expected = discover(&paths, &DiscoverOptions::default()).unwrap();
+    let pf = paths.pci_device(PFS[3].0.parse().unwrap());
+    let offset: u32 =
+        std::fs::read_to_string(pf.join("sriov_offset")).unwrap().trim().parse().unwrap();
+    std::fs::write(pf.join("sriov_offset"), format!("{}\n", offset + 1)).unwrap();
+    let got = discover(&paths, &DiscoverOptions::default()).unwrap();
+    check(&got);
+    assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());
+    // Now without PCI_SLOT_NAME in any VF's uevent: the links name them.
+    for (_, vf) in expected.vfs() {
+        let uevent = paths.pci_device(vf.pci_address).join("uevent");
+        let text = std::fs::read_to_string(&uevent).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with("PCI_SLOT_NAME="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&uevent, kept).unwrap();
+    }
+    let got = discover(&paths, &DiscoverOptions::default()).unwrap();
+    check(&got);
+    assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());
 }
