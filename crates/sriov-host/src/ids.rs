@@ -73,23 +73,21 @@ impl PciIds {
     }
 
     /// Resolves names for a batch of (vendor, device) pairs. Each wanted vendor's block is found
-    /// with a substring search and only that block is parsed: the full database is ~35k lines,
-    /// a handful of which matter.
+    /// with a (vectorised) substring search and only that block is parsed: the full database is
+    /// ~35k lines, a handful of which matter.
     pub fn lookup(&self, wanted: impl IntoIterator<Item = (PciId, PciId)>) -> Names {
         let wanted: HashSet<(PciId, PciId)> = wanted.into_iter().collect();
         let vendors: HashSet<PciId> = wanted.iter().map(|(v, _)| *v).collect();
-        // The vendor list ends where the device classes begin.
-        let text = match self.text.find("\nC ") {
-            Some(i) => &self.text[..i + 1],
-            None => &self.text[..],
-        };
+        let text = &self.text[..];
         let mut names = Names::default();
         for vendor in vendors {
+            // Only vendor lines start with four hex digits and two spaces (device lines start with
+            // a tab, the device-class section at the end with `C `), so the first match is it.
             let needle = format!("\n{vendor}  ");
             let at = if text.starts_with(&needle[1..]) {
                 Some(0)
             } else {
-                text.find(&needle).map(|i| i + 1)
+                memchr::memmem::find(text.as_bytes(), needle.as_bytes()).map(|i| i + 1)
             };
             let Some(at) = at else { continue };
             let mut lines = text[at..].lines();
