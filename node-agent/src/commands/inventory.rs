@@ -33,5 +33,10 @@ pub fn run(paths: &HostPaths, args: &InventoryArgs) -> anyhow::Result<ExitCode> 
     for w in &host.warnings {
         tracing::warn!(path = %w.path.display(), "{}", w.message);
     }
+    // The process exits next, which hands all its memory back at once; freeing a big host's
+    // tens of thousands of small allocations one by one first would only delay the exit
+    // (1-3 ms for 1024 VFs, most of them allocated on the reader threads' heaps).
+    std::mem::forget(host);
+    std::mem::forget(opts);
     Ok(ExitCode::SUCCESS)
 }
