@@ -263,7 +263,9 @@ const VF_BLOCK: usize = 32;
 type ChunkResult = Result<(Vec<(usize, Vf)>, Vec<Warning>), DiscoverError>;
 
 /// `f` over `items`, results in order; with `parallel`, on up to one thread per core (this one
-/// included), each claiming the next item as it finishes one.
+/// included), each claiming the next item as it finishes one. The helper threads read with their
+/// own file descriptor tables ([`crate::sysfs::own_fd_table`]), so `f` must not return a file
+/// descriptor it opened.
 fn par_map<T: Sync, R: Send>(items: &[T], parallel: bool, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let threads = threads.min(items.len());
@@ -282,7 +284,14 @@ fn par_map<T: Sync, R: Send>(items: &[T], parallel: bool, f: impl Fn(&T) -> R + 
     };
     let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
     std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let helpers: Vec<_> = (1..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    crate::sysfs::own_fd_table();
+                    work()
+                })
+            })
+            .collect();
         let mut all = work();
         for h in helpers {
             // A reader thread only panics on a bug; surface it rather than hide it.
