@@ -107,9 +107,34 @@ impl FromStr for PciAddr {
     }
 }
 
+/// Lower-case hex digits of `v`, `N` of them (the value's low `4 * N` bits).
+fn hex<const N: usize>(v: u32) -> [u8; N] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; N];
+    for (i, c) in out.iter_mut().enumerate() {
+        *c = DIGITS[((v >> (4 * (N - 1 - i))) & 0xf) as usize];
+    }
+    out
+}
+
 impl fmt::Display for PciAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}:{:02x}:{:02x}.{:x}", self.domain, self.bus, self.device, self.function)
+        // Written out digit by digit: addresses are formatted for every device of a scan, and
+        // the general integer formatting is several times slower.
+        let [d0, d1, d2, d3] = hex::<4>(self.domain);
+        let [b0, b1] = hex::<2>(self.bus.into());
+        let [s0, s1] = hex::<2>(self.device.into());
+        let [fun] = hex::<1>(self.function.into());
+        let text = [d0, d1, d2, d3, b':', b0, b1, b':', s0, s1, b'.', fun];
+        match std::str::from_utf8(&text) {
+            // The domain is at most 0xffff (`new` and parsing enforce it), so four digits hold it.
+            Ok(s) if self.domain <= 0xffff => f.pad(s),
+            _ => write!(
+                f,
+                "{:04x}:{:02x}:{:02x}.{:x}",
+                self.domain, self.bus, self.device, self.function
+            ),
+        }
     }
 }
 
@@ -155,7 +180,8 @@ impl FromStr for PciId {
 
 impl fmt::Display for PciId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}", self.0)
+        let digits = hex::<4>(self.0.into());
+        f.pad(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -189,6 +215,10 @@ mod tests {
         assert_eq!(a.to_string(), "0000:3b:02.1");
         let b: PciAddr = "3B:1f.7".parse().unwrap();
         assert_eq!(b.to_string(), "0000:3b:1f.7");
+        let max = PciAddr::new(0xffff, 0xff, 31, 7).unwrap();
+        assert_eq!(max.to_string(), "ffff:ff:1f.7");
+        assert_eq!(PciAddr::new(0x12, 0x0a, 3, 0).unwrap().to_string(), "0012:0a:03.0");
+        assert_eq!(format!("[{:<14}]", max), "[ffff:ff:1f.7  ]");
         let c: PciAddr = "abcd:ff:00.0".parse().unwrap();
         assert_eq!(c.domain(), 0xabcd);
     }
@@ -244,6 +274,9 @@ mod tests {
     fn pci_id_forms() {
         assert_eq!("0x8086\n".parse::<PciId>().unwrap(), PciId(0x8086));
         assert_eq!("154c".parse::<PciId>().unwrap().to_string(), "154c");
+        assert_eq!(PciId(0xABCD).to_string(), "abcd");
+        assert_eq!(PciId(0x0a).to_string(), "000a");
+        assert_eq!(format!("[{:>6}]", PciId(0x8086)), "[  8086]");
         assert_eq!("10C9".parse::<PciId>().unwrap(), PciId(0x10c9));
         assert!("0x18086".parse::<PciId>().is_err());
         assert!("".parse::<PciId>().is_err());
