@@ -1,9 +1,11 @@
 //! Discovery: one pass over sysfs producing a [`Host`] snapshot.
 //!
-//! Every PF (a PCI function with `sriov_totalvfs`) is read once, and its VFs are found through its
-//! `virtfnN` links — one readlink per VF, so the VF→index map is built in O(n) per PF rather than by
-//! resolving every `virtfn*` link for every VF (the Go device plugin's O(n²)). The PFs, then all
-//! their VFs in blocks, are read on one thread per core: a big host is syscall-bound.
+//! Every PF (a PCI function with `sriov_totalvfs`) is read once, and VF N is reached through its
+//! `virtfnN` link, so the VF→index map is built in O(n) per PF rather than by resolving every
+//! `virtfn*` link for every VF (the Go device plugin's O(n²)); each VF names itself in its `uevent`,
+//! so the links are only read where the PF lacks `sriov_offset`/`sriov_stride`. Netdev and RDMA
+//! device names come from the `class/` directories in one pass. The PFs, then all their VFs in
+//! blocks, are read on one thread per core: a big host is syscall-bound.
 //!
 //! Optional attributes that are missing or unreadable become `None` (unknown); garbage in them adds
 //! a [`Warning`]. Garbage in what SR-IOV itself depends on (`sriov_totalvfs`, `sriov_numvfs`, a
