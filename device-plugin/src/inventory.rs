@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use sriov_host::devnodes::{self, RdmaNodes, VhostNodes};
-use sriov_host::{DiscoverError, DiscoverOptions, Host, HostPaths, PciAddr, Pf, Vf};
+use sriov_host::{DiscoverError, DiscoverOptions, Host, HostPaths, PciAddr, Pf, Vf, VfDetail};
 
 use crate::config::{DeviceType, PoolConfig, Selector};
 
@@ -37,7 +37,7 @@ pub struct Scan {
 /// Reads the host once. Failing to read an optional device node only logs a warning.
 pub fn scan(paths: &HostPaths) -> Result<Scan, DiscoverError> {
     // Selection needs VF netdev names and link types, not their MAC/MTU/state: half the syscalls.
-    let opts = DiscoverOptions { skip_vf_netdev_details: true, ..Default::default() };
+    let opts = DiscoverOptions { vf_detail: VfDetail::Selection, ..Default::default() };
     let host = sriov_host::discover(paths, &opts)?;
     let mut rdma = HashMap::new();
     let mut uio = HashMap::new();

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use sriov_host::{DiscoverOptions, HostPaths, PciIds, discover};
+use sriov_host::{DiscoverOptions, HostPaths, PciIds, VfDetail, discover};
 use sriov_sim::{NicModel, PfSpec, Sim, SimSpec};
 
 /// CPU time (user + system) of the whole process, all threads.
@@ -46,10 +46,10 @@ fn spec() -> SimSpec {
 }
 
 /// One timed inventory (discovery, JSON): wall time and CPU time.
-fn run(paths: &HostPaths, names: Option<&PciIds>, lean: bool) -> (Duration, Duration) {
+fn run(paths: &HostPaths, names: Option<&PciIds>, vf_detail: VfDetail) -> (Duration, Duration) {
     let t = Instant::now();
     let cpu = cpu_time();
-    let opts = DiscoverOptions { pf: None, names: names.cloned(), skip_vf_netdev_details: lean };
+    let opts = DiscoverOptions { pf: None, names: names.cloned(), vf_detail };
     let host = discover(paths, &opts).unwrap();
     let json = serde_json::to_vec(&host).unwrap();
     assert_eq!(host.vfs().count(), 1024);
@@ -66,14 +66,16 @@ fn report(label: &str, runs: Vec<(Duration, Duration)>) {
 
 fn measure(paths: &HostPaths, ids: &PciIds) {
     for _ in 0..5 {
-        run(paths, Some(ids), false);
+        run(paths, Some(ids), VfDetail::Full);
     }
-    let plain: Vec<_> = (0..50).map(|_| run(paths, None, false)).collect();
-    let named: Vec<_> = (0..50).map(|_| run(paths, Some(ids), false)).collect();
-    let lean: Vec<_> = (0..50).map(|_| run(paths, None, true)).collect();
+    let plain: Vec<_> = (0..50).map(|_| run(paths, None, VfDetail::Full)).collect();
+    let named: Vec<_> = (0..50).map(|_| run(paths, Some(ids), VfDetail::Full)).collect();
+    let summary: Vec<_> = (0..50).map(|_| run(paths, None, VfDetail::Summary)).collect();
+    let lean: Vec<_> = (0..50).map(|_| run(paths, None, VfDetail::Selection)).collect();
     report("  inventory (all VF details) + JSON", plain);
     report(&format!("  ... with vendor/device names ({})", ids.source()), named);
-    report("  device-plugin scan (no VF netdev details)", lean);
+    report("  table's facts (VfDetail::Summary) + JSON", summary);
+    report("  device-plugin scan (VfDetail::Selection)", lean);
 }
 
 fn main() {

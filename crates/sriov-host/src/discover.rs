@@ -62,10 +62,25 @@ pub struct DiscoverOptions {
     pub pf: Option<String>,
     /// Resolve vendor/device names with this database (names stay `None` otherwise).
     pub names: Option<PciIds>,
-    /// Read only the name and link type of VF netdevs (no MAC, MTU, state, speed, ifindex) and no
-    /// VF `driver_override`: what device selection needs, at about half the syscalls per VF. PFs
-    /// are always read in full.
-    pub skip_vf_netdev_details: bool,
+    /// How much to read about each VF (PFs are always read in full).
+    pub vf_detail: VfDetail,
+}
+
+/// How much discovery reads about each VF: reading a VF is a dozen small files, so a caller that
+/// shows or uses only some of its facts asks for only those. What is not read is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VfDetail {
+    /// Every fact of the model.
+    #[default]
+    Full,
+    /// What a one-line summary shows (`sriov-agent inventory`'s table): the PCI facts without
+    /// `driver_override`, and of the netdev its name, MAC, operstate and speed (no MTU, link type
+    /// or ifindex, and carrier only as far as operstate `up` implies it). About half the files of
+    /// [`VfDetail::Full`].
+    Summary,
+    /// What device selection needs (the device plugin): the PCI facts without `driver_override`,
+    /// and of the netdev its name and link type.
+    Selection,
 }
 
 /// Reads the host's SR-IOV devices.
@@ -134,7 +149,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
 
     // Two rounds spread over the cores (reading a device is a few dozen small syscalls, so a big
     // host is syscall-bound): the PFs together with the `class/` indexes, then all their VFs.
-    let lean = opts.skip_vf_netdev_details;
+    let detail = opts.vf_detail;
     let many = wanted_vfs >= PARALLEL_FROM;
     // The class indexes pay off from a handful of VFs on (see `ClassScan::list`), not only on big
     // hosts.
@@ -147,7 +162,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
         FirstRound::Pf((addr, dir, _)) => {
             // PFs are few: each looks into its own `net/` and `infiniband/`.
             let mut warnings = Vec::new();
-            let pf = Reader { warnings: &mut warnings, lean, classes: &no_index }.pf(*addr, dir);
+            let pf = Reader { warnings: &mut warnings, detail, classes: &no_index }.pf(*addr, dir);
             FirstDone::Pf(Box::new(pf.map(|pf| (pf, warnings))))
         }
         FirstRound::Class(class, dir, names) => {
@@ -180,7 +195,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Result<Host, Disco
     let blocks: Vec<_> = jobs.chunks(VF_BLOCK).collect();
     let read_vfs = par_map(&blocks, many, |block| -> ChunkResult {
         let mut warnings = Vec::new();
-        let mut r = Reader { warnings: &mut warnings, lean, classes };
+        let mut r = Reader { warnings: &mut warnings, detail, classes };
         let mut out = Vec::with_capacity(block.len());
         for (pf_i, pf_dir, pf, vf) in block.iter() {
             if let Some(vf) = r.vf_via_link(paths, pf_dir, *pf, vf)? {
@@ -490,8 +505,8 @@ fn pci_parent(target: &str, subdir: &str) -> Option<PciAddr> {
 
 struct Reader<'w> {
     warnings: &'w mut Vec<Warning>,
-    /// Skip VF netdev details ([`DiscoverOptions::skip_vf_netdev_details`]).
-    lean: bool,
+    /// How much to read about VFs ([`DiscoverOptions::vf_detail`]).
+    detail: VfDetail,
     /// Class entries by device, where read; else each device's `net/` and `infiniband/` are listed.
     classes: &'w ClassIndexes,
 }
@@ -549,8 +564,8 @@ impl Reader<'_> {
     }
 
     /// A device's PCI facts. `pf` reads what only matters for (or only exists on) a PF's own
-    /// function: `acpi_index` (VFs are never described by firmware); `driver_override` is skipped
-    /// for VFs in lean mode (selection never looks at it).
+    /// function: `acpi_index` (VFs are never described by firmware); `driver_override` is read for
+    /// VFs only at [`VfDetail::Full`].
     /// The device's `uevent`: its IDs, class, driver and name in one read (the kernel's pci_uevent
     /// + dev_uevent).
     fn uevent(&mut self, dir: &Dir) -> Uevent {
@@ -573,7 +588,7 @@ impl Reader<'_> {
             None => self.opt(dir, "class"),
         };
         let driver = if ev.complete() { ev.driver.clone() } else { self.link_name(dir, "driver") };
-        let driver_override = if pf || !self.lean {
+        let driver_override = if pf || self.detail == VfDetail::Full {
             self.opt(dir, "driver_override").filter(|s| !s.is_empty() && s != "(null)")
         } else {
             None
@@ -619,7 +634,7 @@ impl Reader<'_> {
         dir: &Dir,
         addr: PciAddr,
         pci: &PciInfo,
-        full: bool,
+        detail: VfDetail,
     ) -> (Option<Netdev>, NetdevStatus) {
         // A device with several netdevs (a dual-port function) is listed by its first by name.
         let name = match &self.classes.net {
@@ -636,9 +651,9 @@ impl Reader<'_> {
             };
             return (None, status);
         };
-        if !full {
-            // One read through the relative path (no open of the netdev directory): the lean
-            // scan's only netdev attribute.
+        if detail == VfDetail::Selection {
+            // One read through the relative path (no open of the netdev directory): selection's
+            // only netdev attribute.
             let path = format!("net/{name}/type");
             let link_type = match dir.read(&path) {
                 Ok(Some(raw)) => match raw.parse::<u32>() {
@@ -669,28 +684,35 @@ impl Reader<'_> {
         if mac.is_none() && !dir.exists(&format!("net/{name}")) {
             return (None, NetdevStatus::NotInNamespace);
         }
-        let mtu = self.parsed(dir, &attr("mtu"), "an integer");
+        let full = detail == VfDetail::Full;
+        let mtu = if full { self.parsed(dir, &attr("mtu"), "an integer") } else { None };
         let oper_state = self.opt(dir, &attr("operstate"));
         // operstate "up" implies carrier (the kernel only reports IF_OPER_UP with carrier), so the
         // file is read only otherwise. The kernel answers EINVAL for carrier and speed while the
         // link is admin down: that is "unknown", not a problem worth a warning.
         let carrier = if oper_state.as_deref() == Some("up") {
             Some(true)
-        } else {
+        } else if full {
             dir.read(&attr("carrier")).ok().flatten().and_then(|c| match c.as_str() {
                 "1" => Some(true),
                 "0" => Some(false),
                 _ => None,
             })
+        } else {
+            None
         };
         let speed_mbps = if may_know_speed(oper_state.as_deref()) {
             read_speed(dir, &attr("speed"))
         } else {
             None
         };
-        let link_type =
-            self.parsed::<u32>(dir, &attr("type"), "an integer").map(LinkType::from_arphrd);
-        let ifindex = self.parsed(dir, &attr("ifindex"), "an integer");
+        let (link_type, ifindex) = if full {
+            let link_type =
+                self.parsed::<u32>(dir, &attr("type"), "an integer").map(LinkType::from_arphrd);
+            (link_type, self.parsed(dir, &attr("ifindex"), "an integer"))
+        } else {
+            (None, None)
+        };
         (
             Some(Netdev { name, mac, mtu, oper_state, carrier, speed_mbps, link_type, ifindex }),
             NetdevStatus::Present,
@@ -715,7 +737,7 @@ impl Reader<'_> {
     fn pf(&mut self, addr: PciAddr, dir: &Dir) -> Result<Pf, DiscoverError> {
         let ev = self.uevent(dir);
         let pci = self.pci_info(dir, &ev, addr, true);
-        let (link, netdev_status) = self.netdev(dir, addr, &pci, true);
+        let (link, netdev_status) = self.netdev(dir, addr, &pci, VfDetail::Full);
         let total_vfs = self.required_u32(dir, "sriov_totalvfs")?;
         let num_vfs = self.required_u32(dir, "sriov_numvfs")?;
         let vf_device_id = self.parsed(dir, "sriov_vf_device", "a hex PCI ID");
@@ -786,7 +808,7 @@ impl Reader<'_> {
         pf: PciAddr,
     ) -> Vf {
         let pci = self.pci_info(dir, ev, addr, false);
-        let (link, netdev_status) = self.netdev(dir, addr, &pci, !self.lean);
+        let (link, netdev_status) = self.netdev(dir, addr, &pci, self.detail);
         let vfio_device = (pci.driver.as_deref() == Some("vfio-pci"))
             .then(|| pci.iommu_group.map(|g| vfio_node(paths, dir, g)))
             .flatten();
@@ -937,7 +959,8 @@ mod tests {
         let pf_addr: PciAddr = "0000:01:00.0".parse().unwrap();
         let read = |warnings: &mut Vec<Warning>| {
             let pf_dir = Dir::open(&pf).unwrap().unwrap();
-            let mut r = Reader { warnings, lean: false, classes: &ClassIndexes::default() };
+            let mut r =
+                Reader { warnings, detail: VfDetail::Full, classes: &ClassIndexes::default() };
             let mut vfs = Vec::new();
             for vf in &links {
                 vfs.extend(r.vf_via_link(&paths, &pf_dir, pf_addr, vf)?);

@@ -18,7 +18,7 @@ pub mod provision;
 pub mod sysfs;
 pub mod vf_lookup;
 
-pub use discover::{DiscoverError, DiscoverOptions, discover};
+pub use discover::{DiscoverError, DiscoverOptions, VfDetail, discover};
 pub use ids::PciIds;
 pub use model::{Host, LinkType, Netdev, NetdevStatus, PciInfo, Pf, Vf, Warning};
 pub use paths::HostPaths;

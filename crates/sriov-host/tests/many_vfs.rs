@@ -154,3 +154,53 @@ fn vf_addresses_come_from_the_devices_not_the_rule() {
     check(&got);
     assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());
 }
+
+/// `VfDetail::Summary` and `VfDetail::Selection` read a subset: what they report equals the full
+/// read with the facts they skip left unknown, and PFs are always read in full.
+#[test]
+fn lighter_vf_details_are_the_full_read_minus_what_they_skip() {
+    use sriov_host::VfDetail;
+    let (_tmp, paths) = host_tree();
+    // Some VF netdevs up (with a speed), so the "up implies carrier" shortcut is covered too.
+    for (_, name, _) in PFS {
+        for i in [0u16, 3] {
+            let dir = paths.sysfs().join("class/net").join(vf_netdev_name(name, i));
+            std::fs::write(dir.join("operstate"), "up\n").unwrap();
+            std::fs::write(dir.join("carrier"), "1\n").unwrap();
+            std::fs::write(dir.join("speed"), "25000\n").unwrap();
+        }
+    }
+    let read = |vf_detail| {
+        discover(&paths, &DiscoverOptions { vf_detail, ..DiscoverOptions::default() }).unwrap()
+    };
+    let full = read(VfDetail::Full);
+    check(&full);
+    assert!(full.vfs().any(|(_, v)| v.link.as_ref().unwrap().speed_mbps == Some(25000)));
+
+    let mut expected = full.clone();
+    for pf in &mut expected.pfs {
+        for vf in &mut pf.vfs {
+            vf.pci.driver_override = None;
+            let link = vf.link.as_mut().unwrap();
+            link.mtu = None;
+            link.link_type = None;
+            link.ifindex = None;
+            if link.oper_state.as_deref() != Some("up") {
+                link.carrier = None;
+            }
+        }
+    }
+    let summary = read(VfDetail::Summary);
+    assert_eq!(serde_json::to_value(&summary).unwrap(), serde_json::to_value(&expected).unwrap());
+
+    let mut expected = full.clone();
+    for pf in &mut expected.pfs {
+        for vf in &mut pf.vfs {
+            vf.pci.driver_override = None;
+            let link = vf.link.as_mut().unwrap();
+            *link = sriov_host::Netdev::named(link.name.clone(), link.link_type);
+        }
+    }
+    let selection = read(VfDetail::Selection);
+    assert_eq!(serde_json::to_value(&selection).unwrap(), serde_json::to_value(&expected).unwrap());
+}

@@ -5,16 +5,18 @@ use std::process::ExitCode;
 use std::io::Write;
 
 use anyhow::Context;
-use sriov_host::{DiscoverOptions, HostPaths, PciIds, discover};
+use sriov_host::{DiscoverOptions, HostPaths, PciIds, VfDetail, discover};
 
 use crate::cli::{InventoryArgs, OutputFormat};
 use crate::output;
 
 pub fn run(paths: &HostPaths, args: &InventoryArgs) -> anyhow::Result<ExitCode> {
+    // The table shows a summary of each VF, so only that is read; JSON and YAML carry everything.
+    let table = matches!(args.output, OutputFormat::Table);
     let opts = DiscoverOptions {
         pf: args.pf.clone(),
-        names: (!args.no_names && !matches!(args.output, OutputFormat::Table)).then(PciIds::load),
-        ..Default::default()
+        names: (!args.no_names && !table).then(PciIds::load),
+        vf_detail: if table { VfDetail::Summary } else { VfDetail::Full },
     };
     let host = discover(paths, &opts).context("inventory")?;
     // stdout is line-buffered: without a BufWriter every JSON line would be its own write(2).
