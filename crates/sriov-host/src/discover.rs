@@ -367,16 +367,21 @@ fn vf_links(dir: &Dir) -> Result<Vec<VfRef>, DiscoverError> {
             value: name.clone(),
             expected: "virtfn<N>",
         })?;
-        let target = dir.link_name(&name)?.unwrap_or_default();
-        let addr: PciAddr = target.parse().map_err(|_| DiscoverError::Malformed {
-            path: link.clone(),
-            value: target.clone(),
-            expected: "a link to a PCI device",
-        })?;
+        let addr = vf_link_addr(dir, &name)?;
         links.push(VfRef { index, addr, link: name, addr_from_link: true });
     }
     links.sort_by_key(|v| v.index);
     Ok(links)
+}
+
+/// The address a PF's `virtfnN` link leads to.
+fn vf_link_addr(pf_dir: &Dir, link: &str) -> Result<PciAddr, DiscoverError> {
+    let target = pf_dir.link_name(link)?.unwrap_or_default();
+    target.parse().map_err(|_| DiscoverError::Malformed {
+        path: pf_dir.join(link),
+        value: target,
+        expected: "a link to a PCI device",
+    })
 }
 
 /// The entries a device class holds for each PCI device, from one listing of the class directory
@@ -401,9 +406,20 @@ struct ClassIndexes {
 /// The listings of the class directories, before their links are read.
 #[derive(Debug, Default)]
 struct ClassScan {
-    /// Per class in [`CLASSES`]: `None` to look into each device instead; `Some((None, _))` when
-    /// the class directory does not exist (no entry of that class on the node).
-    listings: [Option<(Option<Dir>, Vec<String>)>; 2],
+    /// Per class in [`CLASSES`].
+    listings: [Listing; 2],
+}
+
+/// How the entries of one class are found.
+#[derive(Debug, Default)]
+enum Listing {
+    /// By looking into each device (the class directory is unreadable, or too big to pay off).
+    #[default]
+    PerDevice,
+    /// Nowhere: the class directory does not exist, so no entry of the class does.
+    Absent,
+    /// From the class directory's entries, whose links are read in blocks.
+    Read(Dir, Vec<String>),
 }
 
 /// The classes indexed, in [`ClassScan`] order. Each class's entries live in a directory of the
@@ -421,15 +437,20 @@ impl ClassScan {
     /// `net/` is listed); `class/infiniband` missing means no RDMA device exists (the kernel
     /// creates it with the first), so its index is empty.
     fn list(paths: &HostPaths, devices: usize) -> Self {
-        let listing = |class: &str| {
-            let dir = Dir::open(&paths.sysfs().join("class").join(class)).ok()?;
-            match dir {
-                Some(dir) => dir.list(".").ok().flatten().map(|names| (Some(dir), names)),
-                None => Some((None, Vec::new())),
-            }
+        let listing = |class: &str| match Dir::open(&paths.sysfs().join("class").join(class)) {
+            Ok(Some(dir)) => match dir.list(".") {
+                Ok(Some(names)) => Listing::Read(dir, names),
+                _ => Listing::PerDevice,
+            },
+            Ok(None) => Listing::Absent,
+            Err(_) => Listing::PerDevice,
         };
-        let net = listing(CLASSES[0])
-            .filter(|(dir, names)| dir.is_some() && names.len() <= devices.saturating_mul(3));
+        let net = match listing(CLASSES[0]) {
+            Listing::Read(dir, names) if names.len() <= devices.saturating_mul(3) => {
+                Listing::Read(dir, names)
+            }
+            _ => Listing::PerDevice,
+        };
         Self { listings: [net, listing(CLASSES[1])] }
     }
 
@@ -437,7 +458,7 @@ impl ClassScan {
     fn blocks(&self) -> impl Iterator<Item = (usize, &Dir, &[String])> {
         self.listings.iter().enumerate().flat_map(|(class, listing)| {
             let (dir, names) = match listing {
-                Some((Some(dir), names)) => (Some(dir), names.as_slice()),
+                Listing::Read(dir, names) => (Some(dir), names.as_slice()),
                 _ => (None, &[][..]),
             };
             names.chunks(CLASS_BLOCK).filter_map(move |block| Some((class, dir?, block)))
@@ -446,7 +467,10 @@ impl ClassScan {
 
     /// The indexes from all blocks' [`read_class`] results.
     fn finish<'a>(&self, parts: Vec<(usize, ClassPart<'a>)>) -> ClassIndexes {
-        let mut indexes = [0, 1].map(|i| self.listings[i].as_ref().map(|_| ClassIndex::default()));
+        let mut indexes = [0, 1].map(|i| match self.listings[i] {
+            Listing::PerDevice => None,
+            Listing::Absent | Listing::Read(..) => Some(ClassIndex::default()),
+        });
         for (class, part) in parts {
             match part {
                 Some(entries) => {
@@ -563,15 +587,15 @@ impl Reader<'_> {
         }
     }
 
-    /// A device's PCI facts. `pf` reads what only matters for (or only exists on) a PF's own
-    /// function: `acpi_index` (VFs are never described by firmware); `driver_override` is read for
-    /// VFs only at [`VfDetail::Full`].
     /// The device's `uevent`: its IDs, class, driver and name in one read (the kernel's pci_uevent
     /// + dev_uevent).
     fn uevent(&mut self, dir: &Dir) -> Uevent {
         Uevent::parse(self.opt(dir, "uevent").as_deref().unwrap_or(""))
     }
 
+    /// A device's PCI facts. `pf` reads what only matters for (or only exists on) a PF's own
+    /// function: `acpi_index` (VFs are never described by firmware); `driver_override` is read for
+    /// VFs only at [`VfDetail::Full`].
     fn pci_info(&mut self, dir: &Dir, ev: &Uevent, addr: PciAddr, pf: bool) -> PciInfo {
         // From the `uevent`; the individual files are read only when it lacks a key.
         let id = |r: &mut Self, f: &str| r.parsed::<PciId>(dir, f, "a hex PCI ID");
@@ -786,14 +810,7 @@ impl Reader<'_> {
         let addr = match ev.slot() {
             Some(addr) => addr,
             None if vf.addr_from_link => vf.addr,
-            None => {
-                let target = pf_dir.link_name(&vf.link)?.unwrap_or_default();
-                target.parse().map_err(|_| DiscoverError::Malformed {
-                    path: pf_dir.join(&vf.link),
-                    value: target,
-                    expected: "a link to a PCI device",
-                })?
-            }
+            None => vf_link_addr(pf_dir, &vf.link)?,
         };
         Ok(Some(self.vf(paths, &vf_dir, &ev, addr, vf.index, pf)))
     }
