@@ -52,22 +52,36 @@ fn check(host: &Host) {
     }
 }
 
+/// A full discovery of the tree.
+fn scan(paths: &HostPaths) -> Host {
+    discover(paths, &DiscoverOptions::default()).unwrap()
+}
+
+/// `got` reports exactly what `expected` does.
+fn assert_same_json(got: &Host, expected: &Host) {
+    assert_eq!(serde_json::to_value(got).unwrap(), serde_json::to_value(expected).unwrap());
+}
+
+/// `got` passes [`check`] and reports exactly what `expected` does.
+fn assert_same(got: &Host, expected: &Host) {
+    check(got);
+    assert_same_json(got, expected);
+}
+
 #[test]
 fn every_vf_once_under_its_pf_in_order() {
     let (_tmp, paths) = host_tree();
-    check(&discover(&paths, &DiscoverOptions::default()).unwrap());
+    check(&scan(&paths));
 }
 
 #[test]
 fn same_result_when_vf_addresses_come_from_links_only() {
     let (_tmp, paths) = host_tree();
-    let expected = discover(&paths, &DiscoverOptions::default()).unwrap();
+    let expected = scan(&paths);
     for (addr, _, _) in PFS {
         std::fs::remove_file(paths.pci_device(addr.parse().unwrap()).join("sriov_offset")).unwrap();
     }
-    let got = discover(&paths, &DiscoverOptions::default()).unwrap();
-    check(&got);
-    assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());
+    assert_same(&scan(&paths), &expected);
 }
 
 #[test]
@@ -86,7 +100,7 @@ fn pf_filter_by_name_reads_only_that_pf() {
 #[test]
 fn same_result_without_the_class_directories() {
     let (_tmp, paths) = host_tree();
-    let expected = discover(&paths, &DiscoverOptions::default()).unwrap();
+    let expected = scan(&paths);
     check(&expected);
     let rdma: Vec<_> = expected.pfs[2].vfs.iter().map(|v| v.pci.rdma_devices.clone()).collect();
     assert!(rdma.iter().all(|names| names.len() == 1 && names[0].starts_with("mlx5_")), "{rdma:?}");
@@ -94,9 +108,7 @@ fn same_result_without_the_class_directories() {
     let ib = paths.sysfs().join("class/infiniband");
     std::fs::remove_dir_all(&ib).unwrap();
     std::fs::write(&ib, "not a directory").unwrap();
-    let got = discover(&paths, &DiscoverOptions::default()).unwrap();
-    check(&got);
-    assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());
+    assert_same(&scan(&paths), &expected);
 }
 
 /// A VF whose netdev was moved into a pod before the scan is listed with its netdev "not in this
@@ -105,13 +117,13 @@ fn same_result_without_the_class_directories() {
 fn vf_netdev_in_another_namespace_on_a_big_host() {
     let (_tmp, paths) = host_tree();
     let vf = |host: &Host| host.pfs[3].vfs[5].clone();
-    let before = vf(&discover(&paths, &DiscoverOptions::default()).unwrap());
+    let before = vf(&scan(&paths));
     let name = before.netdev.clone().unwrap();
     // What the kernel shows once the netdev moved: gone from `class/net` and from the device.
     std::fs::remove_file(paths.sysfs().join("class/net").join(&name)).unwrap();
     let dev = paths.pci_device(before.pci_address);
     std::fs::remove_dir_all(dev.join("net").join(&name)).unwrap();
-    let host = discover(&paths, &DiscoverOptions::default()).unwrap();
+    let host = scan(&paths);
     assert!(host.warnings.is_empty(), "{:?}", host.warnings);
     let after = vf(&host);
     assert_eq!(after.netdev, None);
@@ -121,7 +133,7 @@ fn vf_netdev_in_another_namespace_on_a_big_host() {
     let (_tmp2, paths2) = host_tree();
     let dev2 = paths2.pci_device(before.pci_address);
     std::fs::remove_dir_all(dev2.join("net").join(&name)).unwrap();
-    let after2 = vf(&discover(&paths2, &DiscoverOptions::default()).unwrap());
+    let after2 = vf(&scan(&paths2));
     assert_eq!(after2.netdev_status, sriov_host::NetdevStatus::NotInNamespace);
 }
 
@@ -131,14 +143,12 @@ fn vf_netdev_in_another_namespace_on_a_big_host() {
 #[test]
 fn vf_addresses_come_from_the_devices_not_the_rule() {
     let (_tmp, paths) = host_tree();
-    let expected = discover(&paths, &DiscoverOptions::default()).unwrap();
+    let expected = scan(&paths);
     let pf = paths.pci_device(PFS[3].0.parse().unwrap());
     let offset: u32 =
         std::fs::read_to_string(pf.join("sriov_offset")).unwrap().trim().parse().unwrap();
     std::fs::write(pf.join("sriov_offset"), format!("{}\n", offset + 1)).unwrap();
-    let got = discover(&paths, &DiscoverOptions::default()).unwrap();
-    check(&got);
-    assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());
+    assert_same(&scan(&paths), &expected);
     // Now without PCI_SLOT_NAME in any VF's uevent: the links name them.
     for (_, vf) in expected.vfs() {
         let uevent = paths.pci_device(vf.pci_address).join("uevent");
@@ -150,9 +160,7 @@ fn vf_addresses_come_from_the_devices_not_the_rule() {
             .collect();
         std::fs::write(&uevent, kept).unwrap();
     }
-    let got = discover(&paths, &DiscoverOptions::default()).unwrap();
-    check(&got);
-    assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());
+    assert_same(&scan(&paths), &expected);
 }
 
 /// `VfDetail::Summary` and `VfDetail::Selection` read a subset: what they report equals the full
@@ -191,7 +199,7 @@ fn lighter_vf_details_are_the_full_read_minus_what_they_skip() {
         }
     }
     let summary = read(VfDetail::Summary);
-    assert_eq!(serde_json::to_value(&summary).unwrap(), serde_json::to_value(&expected).unwrap());
+    assert_same_json(&summary, &expected);
 
     let mut expected = full.clone();
     for pf in &mut expected.pfs {
@@ -202,5 +210,5 @@ fn lighter_vf_details_are_the_full_read_minus_what_they_skip() {
         }
     }
     let selection = read(VfDetail::Selection);
-    assert_eq!(serde_json::to_value(&selection).unwrap(), serde_json::to_value(&expected).unwrap());
+    assert_same_json(&selection, &expected);
 }
