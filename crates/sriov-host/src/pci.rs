@@ -126,15 +126,8 @@ impl fmt::Display for PciAddr {
         let [s0, s1] = hex::<2>(self.device.into());
         let [fun] = hex::<1>(self.function.into());
         let text = [d0, d1, d2, d3, b':', b0, b1, b':', s0, s1, b'.', fun];
-        match std::str::from_utf8(&text) {
-            // The domain is at most 0xffff (`new` and parsing enforce it), so four digits hold it.
-            Ok(s) if self.domain <= 0xffff => f.pad(s),
-            _ => write!(
-                f,
-                "{:04x}:{:02x}:{:02x}.{:x}",
-                self.domain, self.bus, self.device, self.function
-            ),
-        }
+        // Four digits hold the domain: `new` and parsing keep it at most 0xffff.
+        f.pad(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -50,7 +50,7 @@ fn read_value(fd: &OwnedFd, path: impl FnOnce() -> PathBuf) -> Result<String, Sy
         match rustix::io::read(fd, &mut buf) {
             Ok((got, _)) => break got,
             // Interrupted before anything was read: try again (a few times, not forever).
-            Err(rustix::io::Errno::INTR) if attempts < 8 => continue,
+            Err(Errno::INTR) if attempts < 8 => continue,
             Err(e) => return Err(SysfsError::new("read", &path(), e.into())),
         }
     };
@@ -191,7 +191,7 @@ impl Dir {
 /// Gives the calling thread its own file descriptor table (`unshare(CLONE_FILES)`), a copy of the
 /// process's. Threads that share a table serialise on its lock for every open and close and pay an
 /// atomic reference count on every descriptor use; a reader thread with its own table takes the
-/// kernel's single-threaded fast paths (about 7% off a multi-threaded scan here).
+/// kernel's single-threaded fast paths (3-7% off a two-thread scan here).
 ///
 /// Only for threads that open, use and close their own descriptors and hand back plain data: a
 /// descriptor opened after this call means nothing to any other thread. Descriptors opened before
