@@ -20,32 +20,22 @@ use sriov_device_plugin::config::Config;
 use sriov_device_plugin::inventory;
 use sriov_host::HostPaths;
 use sriov_netlink::OwnedNetns;
-use sriov_sim::{MountOptions, NicModel, PfSpec, Sim, SimSpec};
+use sriov_sim::{MountOptions, Sim, SimSpec};
 use sriov_testkit::kubelet::Kubelet;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sriov-device-plugin");
 const WAIT: Duration = Duration::from_secs(60);
-const PFS: [(&str, &str, i32); 4] = [
-    ("0000:17:00.0", "ens1f0", 0),
-    ("0000:3b:00.0", "ens2f0", 0),
-    ("0000:86:00.0", "ens3f0", 1),
-    ("0000:af:00.0", "ens4f0", 1),
-];
-
+/// The host: 4 Intel E810 PFs x 256 VFs (`SimSpec::bench_host`).
 fn spec() -> SimSpec {
-    let mut s = SimSpec::empty();
-    for (addr, name, numa) in PFS {
-        s = s.pf(PfSpec::new(NicModel::IntelE810, addr.parse().expect("address"), name)
-            .numa_node(numa)
-            .num_vfs(256));
-    }
-    s
+    SimSpec::bench_host()
 }
 
 fn config() -> String {
-    let pools: Vec<String> = PFS
+    let pools: Vec<String> = spec()
+        .pfs
         .iter()
-        .flat_map(|(_, name, _)| {
+        .flat_map(|pf| {
+            let name = &pf.netdev;
             [
                 format!(r#"{{"resourceName": "{name}_lo", "selectors": {{"pfNames": ["{name}#0-127"]}}}}"#),
                 format!(r#"{{"resourceName": "{name}_hi", "selectors": {{"pfNames": ["{name}#128-255"]}}}}"#),
@@ -269,16 +259,17 @@ async fn bench() {
     s.wait_for(WAIT, |d| d.len() == 128 && d.iter().all(|x| x.health == "Healthy"))
         .await
         .expect("healthy");
-    let pf0 = PFS[0].0.parse().expect("address");
+    let pf0 = spec().pfs[0].clone();
+    let pf0_addr = pf0.pci_address;
     let (mut down, mut up, mut calls) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..10 {
         let t = Instant::now();
-        mounted.set_pf_carrier(pf0, false).expect("carrier down");
+        mounted.set_pf_carrier(pf0_addr, false).expect("carrier down");
         calls.push(t.elapsed());
         s.wait_for(WAIT, |d| d.iter().all(|x| x.health == "Unhealthy")).await.expect("unhealthy");
         down.push(t.elapsed());
         let t = Instant::now();
-        mounted.set_pf_carrier(pf0, true).expect("carrier up");
+        mounted.set_pf_carrier(pf0_addr, true).expect("carrier up");
         calls.push(t.elapsed());
         s.wait_for(WAIT, |d| d.iter().all(|x| x.health == "Healthy")).await.expect("healthy");
         up.push(t.elapsed());
@@ -305,11 +296,11 @@ async fn bench() {
     let (mut down, mut up) = (Vec::new(), Vec::new());
     for _ in 0..20 {
         let t = Instant::now();
-        nl.set_down(PFS[0].1).expect("link down");
+        nl.set_down(&pf0.netdev).expect("link down");
         s.wait_for(WAIT, |d| d.iter().all(|x| x.health == "Unhealthy")).await.expect("unhealthy");
         down.push(t.elapsed());
         let t = Instant::now();
-        nl.set_up(PFS[0].1).expect("link up");
+        nl.set_up(&pf0.netdev).expect("link up");
         s.wait_for(WAIT, |d| d.iter().all(|x| x.health == "Healthy")).await.expect("healthy");
         up.push(t.elapsed());
     }

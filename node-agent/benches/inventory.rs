@@ -15,20 +15,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sriov_sim::{NicModel, PfSpec, Sim, SimSpec};
+use sriov_sim::{Sim, SimSpec};
 
 const RUNS: usize = 40;
-
-fn spec() -> SimSpec {
-    let mut spec = SimSpec::empty();
-    for (i, addr) in
-        ["0000:17:00.0", "0000:3b:00.0", "0000:86:00.0", "0000:af:00.0"].iter().enumerate()
-    {
-        let name = format!("ens{}f0", i + 1);
-        spec = spec.pf(PfSpec::new(NicModel::IntelE810, addr.parse().unwrap(), name).num_vfs(256));
-    }
-    spec
-}
 
 /// One run of `program args`, output discarded: wall time from spawn to exit.
 fn time(program: &Path, args: &[&str]) -> Duration {
@@ -57,7 +46,7 @@ fn report(label: &str, mut v: Vec<Duration>) {
 
 fn main() {
     let agent = Path::new(env!("CARGO_BIN_EXE_sriov-agent"));
-    let mut sim = Sim::new(spec()).expect("sim");
+    let mut sim = Sim::new(SimSpec::bench_host()).expect("sim");
     let tmp = tempfile::tempdir_in(sriov_sim::memory_dir()).unwrap();
     let dir = std::env::var_os("SRIOV_BENCH_TREE")
         .map_or_else(|| tmp.path().to_owned(), std::path::PathBuf::from);

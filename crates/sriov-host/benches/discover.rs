@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use sriov_host::{DiscoverOptions, HostPaths, PciIds, VfDetail, discover};
-use sriov_sim::{NicModel, PfSpec, Sim, SimSpec};
+use sriov_sim::{Sim, SimSpec};
 
 /// CPU time (user + system) of the whole process, all threads.
 fn cpu_time() -> Duration {
@@ -28,21 +28,6 @@ fn stats(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     (ms(v[v.len() / 2]), ms(v[v.len() * 9 / 10]))
-}
-
-fn spec() -> SimSpec {
-    let mut spec = SimSpec::empty();
-    for (i, addr) in
-        ["0000:17:00.0", "0000:3b:00.0", "0000:86:00.0", "0000:af:00.0"].iter().enumerate()
-    {
-        spec = spec.pf(PfSpec::new(
-            NicModel::IntelE810,
-            addr.parse().unwrap(),
-            format!("ens{}f0", i + 1),
-        )
-        .num_vfs(256));
-    }
-    spec
 }
 
 /// One timed inventory (discovery, JSON): wall time and CPU time.
@@ -82,7 +67,7 @@ fn main() {
     let ids = PciIds::load();
     println!("discover 4 PFs x 256 VFs (1024 VFs)");
 
-    let mut sim = Sim::new(spec()).expect("sim");
+    let mut sim = Sim::new(SimSpec::bench_host()).expect("sim");
     let tmp = tempfile::tempdir_in(sriov_sim::memory_dir()).unwrap();
     // SRIOV_BENCH_TREE=DIR keeps the exported tree there (to time `sriov-agent inventory` on it).
     let dir = std::env::var_os("SRIOV_BENCH_TREE")

@@ -496,6 +496,20 @@ impl SimSpec {
                 .numa_node(1))
     }
 
+    /// The benchmarks' big host: four Intel E810-C PFs (`ens1f0` to `ens4f0` on buses 17, 3b, 86
+    /// and af; NUMA 0, 0, 1, 1), each with 256 VFs: 1024 VFs in all.
+    pub fn bench_host() -> Self {
+        let mut spec = Self::empty();
+        for (i, (bus, numa)) in [(0x17, 0), (0x3b, 0), (0x86, 1), (0xaf, 1)].into_iter().enumerate()
+        {
+            let addr = PciAddr { domain: 0, bus, device: 0, function: 0 };
+            spec = spec.pf(PfSpec::new(NicModel::IntelE810, addr, format!("ens{}f0", i + 1))
+                .numa_node(numa)
+                .num_vfs(256));
+        }
+        spec
+    }
+
     /// Parses a spec from YAML or JSON text (JSON is valid YAML) and validates it.
     pub fn parse(text: &str) -> Result<Self, SimError> {
         let spec: Self = serde_yaml_ng::from_str(text)
@@ -605,6 +619,17 @@ pub fn vf_netdev_name(pf: &str, index: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_host_is_valid_and_has_1024_vfs() {
+        let spec = SimSpec::bench_host();
+        spec.validate().unwrap();
+        let names: Vec<_> = spec.pfs.iter().map(|p| p.netdev.as_str()).collect();
+        assert_eq!(names, ["ens1f0", "ens2f0", "ens3f0", "ens4f0"]);
+        assert_eq!(spec.pfs[1].pci_address.to_string(), "0000:3b:00.0");
+        assert_eq!(spec.pfs.iter().map(|p| p.numa_node).collect::<Vec<_>>(), [0, 0, 1, 1]);
+        assert_eq!(spec.pfs.iter().map(|p| u32::from(p.num_vfs)).sum::<u32>(), 1024);
+    }
 
     #[test]
     fn default_host_is_valid_and_matches_description() {
